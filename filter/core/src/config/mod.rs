@@ -1,0 +1,223 @@
+//! Plugin configuration: the raw serde types ([`PluginConfig`]) and their
+//! compiled form ([`Policy`]), built once per VM in `on_configure`.
+//!
+//! JSON, camelCase, unknown fields rejected. Every error names the field:
+//! `config.detectors[0].phrases[2]: phrase is empty after normalisation`.
+
+mod raw;
+
+pub use raw::*;
+
+use crate::api::ApiKind;
+use crate::detect::{DenyListDetector, Detector};
+use std::fmt;
+
+/// The schema version this build understands.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The default policy: the one the demo runs and `tollgate scan` uses without `--config`.
+pub const DEFAULT_POLICY_JSON: &str = include_str!("../../default-policy.json");
+
+/// A configuration error, naming the field and the reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("config{}: {reason}", display_path(.path))]
+pub struct ConfigError {
+    /// Dotted path of the field, e.g. `detectors[0].phrases`; empty for the root.
+    pub path: String,
+    pub reason: String,
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() || path == "." || path == "?" {
+        String::new()
+    } else if path.starts_with('[') {
+        path.to_string()
+    } else {
+        format!(".{path}")
+    }
+}
+
+impl ConfigError {
+    fn at(path: impl Into<String>, reason: impl fmt::Display) -> Self {
+        ConfigError {
+            path: path.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A route override: requests whose path starts with `pathPrefix` speak `api`.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub path_prefix: String,
+    pub api: ApiKind,
+}
+
+/// The compiled policy every request of a VM uses.
+pub struct Policy {
+    pub max_body_bytes: usize,
+    pub malformed_json: MalformedJson,
+    pub unknown_json: UnknownJson,
+    pub routes: Vec<Route>,
+    pub detectors: Vec<Box<dyn Detector>>,
+    pub expose_findings: bool,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("malformed_json", &self.malformed_json)
+            .field("unknown_json", &self.unknown_json)
+            .field("routes", &self.routes)
+            .field(
+                "detectors",
+                &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Policy {
+    /// Parse and compile a JSON configuration. An empty configuration (Envoy
+    /// passes none when the filter has no `configuration`) is the default policy.
+    pub fn from_json(bytes: &[u8]) -> Result<Policy, ConfigError> {
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Policy::default_policy();
+        }
+        PluginConfig::from_json(bytes)?.compile()
+    }
+
+    /// The default policy (see [`DEFAULT_POLICY_JSON`]).
+    pub fn default_policy() -> Result<Policy, ConfigError> {
+        PluginConfig::from_json(DEFAULT_POLICY_JSON.as_bytes())?.compile()
+    }
+
+    /// The API a request path speaks: the first matching route override, else by path.
+    pub fn api_for_path(&self, path: &str) -> ApiKind {
+        self.routes
+            .iter()
+            .find(|r| path.starts_with(&r.path_prefix))
+            .map(|r| r.api)
+            .unwrap_or_else(|| ApiKind::for_path(path))
+    }
+}
+
+impl PluginConfig {
+    /// Parse, naming the field of any error.
+    pub fn from_json(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let mut path = e.path().to_string();
+            let mut reason = e.into_inner().to_string();
+            // A nested path reported by a hand-written variant deserializer.
+            if let Some(rest) = reason.strip_prefix(raw::NESTED_PATH_MARK) {
+                if let Some((inner, msg)) = rest.split_once(raw::NESTED_PATH_MARK) {
+                    path = if inner.starts_with('[') {
+                        format!("{path}{inner}")
+                    } else {
+                        format!("{path}.{inner}")
+                    };
+                    reason = msg.to_string();
+                }
+            }
+            ConfigError::at(path, reason)
+        })
+    }
+
+    /// Check the semantics and build what requests use.
+    pub fn compile(&self) -> Result<Policy, ConfigError> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(ConfigError::at(
+                "schemaVersion",
+                format!(
+                    "unsupported version {}, this build reads {SCHEMA_VERSION}",
+                    self.schema_version
+                ),
+            ));
+        }
+        if self.max_body_bytes == 0 || self.max_body_bytes > MAX_BODY_LIMIT {
+            return Err(ConfigError::at(
+                "maxBodyBytes",
+                format!("must be between 1 and {MAX_BODY_LIMIT}"),
+            ));
+        }
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for (i, r) in self.routes.iter().enumerate() {
+            if !r.path_prefix.starts_with('/') {
+                return Err(ConfigError::at(
+                    format!("routes[{i}].pathPrefix"),
+                    "must start with '/'",
+                ));
+            }
+            routes.push(Route {
+                path_prefix: r.path_prefix.clone(),
+                api: r.api,
+            });
+        }
+        let mut detectors: Vec<Box<dyn Detector>> = Vec::with_capacity(self.detectors.len());
+        let mut ids: Vec<&str> = Vec::new();
+        for (i, d) in self.detectors.iter().enumerate() {
+            match d {
+                DetectorConfig::DenyList(c) => {
+                    let at = |field: &str| format!("detectors[{i}].{field}");
+                    if c.id.is_empty()
+                        || !c
+                            .id
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+                    {
+                        return Err(ConfigError::at(
+                            at("id"),
+                            "must be non-empty and use only letters, digits, '-' and '_'",
+                        ));
+                    }
+                    if ids.contains(&c.id.as_str()) {
+                        return Err(ConfigError::at(
+                            at("id"),
+                            format!("duplicate detector id {:?}", c.id),
+                        ));
+                    }
+                    ids.push(&c.id);
+                    if c.phrases.is_empty() {
+                        return Err(ConfigError::at(at("phrases"), "must not be empty"));
+                    }
+                    if c.phrases.len() > MAX_PHRASES {
+                        return Err(ConfigError::at(
+                            at("phrases"),
+                            format!("at most {MAX_PHRASES} phrases"),
+                        ));
+                    }
+                    let det =
+                        DenyListDetector::new(&c.id, &c.phrases, c.action, c.channels.clone())
+                            .map_err(|e| match e {
+                                crate::detect::denylist::DenyListError::EmptyPhrase(p) => {
+                                    ConfigError::at(
+                                        format!("detectors[{i}].phrases[{p}]"),
+                                        "phrase is empty after normalisation",
+                                    )
+                                }
+                                other => ConfigError::at(at("phrases"), other),
+                            })?;
+                    detectors.push(Box::new(det));
+                }
+            }
+        }
+        Ok(Policy {
+            max_body_bytes: self.max_body_bytes as usize,
+            malformed_json: self.malformed_json,
+            unknown_json: self.unknown_json,
+            routes,
+            detectors,
+            expose_findings: self.expose_findings,
+        })
+    }
+}
+
+/// Upper bound on `maxBodyBytes` (64 MiB): every byte is held in the VM.
+pub const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+/// Upper bound on phrases per deny list.
+pub const MAX_PHRASES: usize = 10_000;
+
+#[cfg(test)]
+mod tests;

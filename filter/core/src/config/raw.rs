@@ -1,0 +1,133 @@
+//! Raw serde types of the plugin configuration, exactly as users write them.
+
+use crate::api::ApiKind;
+use crate::detect::{Action, Channel};
+use serde::Deserialize;
+
+/// The Tollgate plugin configuration (JSON, handed over by Envoy or Istio).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Version of this configuration format. Must be 1.
+    pub schema_version: u32,
+    /// Largest request body the filter buffers and scans; larger bodies get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// What to do with a request body that claims or looks like JSON but does not parse.
+    #[serde(default)]
+    pub malformed_json: MalformedJson,
+    /// What to do with JSON bodies of no known LLM API.
+    #[serde(default)]
+    pub unknown_json: UnknownJson,
+    /// Route overrides: the first whose prefix matches decides the API; otherwise it is chosen by path.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Detectors, run in order on every scannable text.
+    #[serde(default)]
+    pub detectors: Vec<DetectorConfig>,
+    /// Also send `x-tollgate-findings` and `x-tollgate-action` back to the client
+    /// (they always go to the upstream when a request is flagged). Off by default:
+    /// telling a caller which rule fired helps an attacker iterate.
+    #[serde(default)]
+    pub expose_findings: bool,
+}
+
+fn default_max_body_bytes() -> u64 {
+    1024 * 1024
+}
+
+/// Handling of malformed JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum MalformedJson {
+    /// Answer 400 in the API's error shape.
+    #[default]
+    Reject,
+    /// Forward it untouched and flag it (`x-tollgate-findings: MALFORMED_JSON`).
+    PassThrough,
+}
+
+/// Handling of JSON bodies of no known API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum UnknownJson {
+    /// Scan every string value in the body.
+    #[default]
+    ScanStrings,
+    /// Forward untouched without scanning.
+    PassThrough,
+}
+
+/// A route override.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Request path prefix, e.g. `/azure/openai/deployments/`.
+    pub path_prefix: String,
+    /// The API requests under the prefix speak.
+    pub api: ApiKind,
+}
+
+/// One detector, chosen by `type`.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", serde(tag = "type", rename_all = "camelCase"))]
+pub enum DetectorConfig {
+    /// Phrases matched case-insensitively after Unicode normalisation.
+    DenyList(DenyListConfig),
+}
+
+/// A deny list of phrases.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DenyListConfig {
+    /// Identifier used in rule ids (`deny-list.<id>`), metrics and logs.
+    pub id: String,
+    /// Phrases; matched after NFKC, case folding, removal of invisible characters and white-space folding.
+    pub phrases: Vec<String>,
+    /// What to do on a match.
+    pub action: Action,
+    /// Channels the list applies to; empty or absent means all.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+}
+
+/// Marks a nested path inside an error message so [`super::PluginConfig::from_json`]
+/// can join it to the outer path (serde's tagged enums lose it otherwise).
+pub(crate) const NESTED_PATH_MARK: char = '\u{1}';
+
+fn variant<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    value: serde_json::Value,
+) -> Result<T, E> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path.is_empty() || path == "." {
+            E::custom(inner)
+        } else {
+            E::custom(format!("{NESTED_PATH_MARK}{path}{NESTED_PATH_MARK}{inner}"))
+        }
+    })
+}
+
+impl<'de> Deserialize<'de> for DetectorConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut map = serde_json::Map::deserialize(d)?;
+        let kind = match map.remove("type") {
+            Some(serde_json::Value::String(s)) => s,
+            Some(_) => return Err(D::Error::custom("`type` must be a string")),
+            None => return Err(D::Error::missing_field("type")),
+        };
+        let rest = serde_json::Value::Object(map);
+        match kind.as_str() {
+            "denyList" => variant(rest).map(DetectorConfig::DenyList),
+            other => Err(D::Error::unknown_variant(other, &["denyList"])),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+use super::*;
+
+fn err(json: &str) -> String {
+    match Policy::from_json(json.as_bytes()) {
+        Ok(_) => String::from("<accepted>"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn default_policy_compiles() {
+    let p = Policy::default_policy();
+    assert!(p.is_ok(), "{p:?}");
+    let p = Policy::from_json(b"  ");
+    assert!(p.is_ok());
+}
+
+#[test]
+fn minimal_config_uses_defaults() {
+    let p = Policy::from_json(br#"{"schemaVersion":1}"#);
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => unreachable!("{e}"),
+    };
+    assert_eq!(p.max_body_bytes, 1024 * 1024);
+    assert_eq!(p.malformed_json, MalformedJson::Reject);
+    assert_eq!(p.unknown_json, UnknownJson::ScanStrings);
+    assert!(p.detectors.is_empty());
+}
+
+#[test]
+fn unknown_field_is_named() {
+    assert_eq!(
+        err(r#"{"schemaVersion":1,"maxBodyByte":5}"#),
+        "config.maxBodyByte: unknown field `maxBodyByte`, expected one of `schemaVersion`, `maxBodyBytes`, `malformedJson`, `unknownJson`, `routes`, `detectors`, `exposeFindings` at line 1 column 32"
+    );
+}
+
+#[test]
+fn nested_errors_name_the_path() {
+    let e = err(
+        r#"{"schemaVersion":1,"detectors":[{"type":"denyList","id":"a","action":"block","phrases":["x", 3]}]}"#,
+    );
+    assert!(
+        e.starts_with("config.detectors[0].phrases[1]: invalid type: integer `3`"),
+        "{e}"
+    );
+    let e = err(
+        r#"{"schemaVersion":1,"detectors":[{"type":"denyList","id":"a","action":"drop","phrases":["x"]}]}"#,
+    );
+    assert!(
+        e.starts_with("config.detectors[0].action: unknown variant `drop`"),
+        "{e}"
+    );
+    let e = err(
+        r#"{"schemaVersion":1,"detectors":[{"type":"denyList","id":"a","action":"block","phrases":["x"],"extra":1}]}"#,
+    );
+    assert!(e.contains("unknown field `extra`"), "{e}");
+    assert!(e.starts_with("config.detectors[0]"), "{e}");
+    let e = err(r#"{"schemaVersion":1,"detectors":[{"type":"regexList"}]}"#);
+    assert!(e.contains("unknown variant `regexList`"), "{e}");
+}
+
+#[test]
+fn semantic_errors_name_the_field() {
+    assert_eq!(
+        err(r#"{"schemaVersion":2}"#),
+        "config.schemaVersion: unsupported version 2, this build reads 1"
+    );
+    assert!(err(r#"{}"#).contains("missing field `schemaVersion`"));
+    assert_eq!(
+        err(r#"{"schemaVersion":1,"maxBodyBytes":0}"#),
+        "config.maxBodyBytes: must be between 1 and 67108864"
+    );
+    assert_eq!(
+        err(r#"{"schemaVersion":1,"routes":[{"pathPrefix":"v1","api":"openaiChat"}]}"#),
+        "config.routes[0].pathPrefix: must start with '/'"
+    );
+    assert_eq!(
+        err(
+            r#"{"schemaVersion":1,"detectors":[{"type":"denyList","id":"a","action":"block","phrases":["ok"," \u200b "]}]}"#
+        ),
+        "config.detectors[0].phrases[1]: phrase is empty after normalisation"
+    );
+    assert_eq!(
+        err(
+            r#"{"schemaVersion":1,"detectors":[{"type":"denyList","id":"a","action":"block","phrases":[]}]}"#
+        ),
+        "config.detectors[0].phrases: must not be empty"
+    );
+    assert_eq!(
+        err(r#"{"schemaVersion":1,"detectors":[
+            {"type":"denyList","id":"a","action":"block","phrases":["x"]},
+            {"type":"denyList","id":"a","action":"flag","phrases":["y"]}]}"#),
+        "config.detectors[1].id: duplicate detector id \"a\""
+    );
+    assert_eq!(
+        err("{not json"),
+        "config: key must be a string at line 1 column 2"
+    );
+}
+
+#[test]
+fn route_overrides_win_over_the_path() {
+    let p = Policy::from_json(
+        br#"{"schemaVersion":1,"routes":[{"pathPrefix":"/llm/","api":"anthropicMessages"}]}"#,
+    );
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => unreachable!("{e}"),
+    };
+    assert_eq!(
+        p.api_for_path("/llm/v1/chat/completions"),
+        ApiKind::AnthropicMessages
+    );
+    assert_eq!(p.api_for_path("/v1/chat/completions"), ApiKind::OpenaiChat);
+    assert_eq!(
+        p.api_for_path("/v1/messages?beta=true"),
+        ApiKind::AnthropicMessages
+    );
+    assert_eq!(p.api_for_path("/other"), ApiKind::UnknownJson);
+}

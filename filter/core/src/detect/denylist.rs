@@ -1,0 +1,138 @@
+//! The deny list: configured phrases matched case-insensitively after Unicode
+//! normalisation (see [`super::normalize`]).
+
+use super::normalize::{normalize_phrase, Normalized};
+use super::{Action, Channel, Detector, Family, Finding};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+/// Finding type of deny-list matches.
+pub const KIND: &str = "DENY_LIST";
+
+#[derive(Debug)]
+pub struct DenyListDetector {
+    rule_id: String,
+    matcher: AhoCorasick,
+    action: Action,
+    channels: Vec<Channel>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DenyListError {
+    #[error("phrase {0} is empty after normalisation")]
+    EmptyPhrase(usize),
+    #[error("cannot build the matcher: {0}")]
+    Build(String),
+}
+
+impl DenyListDetector {
+    /// `channels` empty means every channel.
+    pub fn new(
+        id: &str,
+        phrases: &[String],
+        action: Action,
+        channels: Vec<Channel>,
+    ) -> Result<Self, DenyListError> {
+        let mut normalized = Vec::with_capacity(phrases.len());
+        for (i, p) in phrases.iter().enumerate() {
+            let n = normalize_phrase(p);
+            if n.is_empty() {
+                return Err(DenyListError::EmptyPhrase(i));
+            }
+            normalized.push(n);
+        }
+        let matcher = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&normalized)
+            .map_err(|e| DenyListError::Build(e.to_string()))?;
+        Ok(DenyListDetector {
+            rule_id: format!("deny-list.{id}"),
+            matcher,
+            action,
+            channels,
+        })
+    }
+}
+
+impl Detector for DenyListDetector {
+    fn name(&self) -> &'static str {
+        "deny_list"
+    }
+
+    fn applies_to(&self, channel: Channel) -> bool {
+        self.channels.is_empty() || self.channels.contains(&channel)
+    }
+
+    fn scan(&self, text: &str, _channel: Channel, out: &mut Vec<Finding>) {
+        let view = Normalized::new(text);
+        for m in self.matcher.find_iter(&view.text) {
+            if let Some((start, end)) = view.original_span(m.start(), m.end()) {
+                out.push(Finding {
+                    kind: KIND,
+                    family: Family::Injection,
+                    rule_id: self.rule_id.clone(),
+                    start,
+                    end,
+                    score: 1.0,
+                    action: self.action,
+                    source: "pattern",
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detector() -> DenyListDetector {
+        let phrases = vec![
+            "Ignore all previous instructions".to_string(),
+            "developer mode".to_string(),
+        ];
+        match DenyListDetector::new("t", &phrases, Action::Block, vec![]) {
+            Ok(d) => d,
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+
+    fn spans(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        detector().scan(text, Channel::User, &mut out);
+        out.iter().map(|f| &text[f.start..f.end]).collect()
+    }
+
+    #[test]
+    fn matches_case_insensitively() {
+        assert_eq!(
+            spans("please IGNORE ALL previous instructions now"),
+            vec!["IGNORE ALL previous instructions"]
+        );
+    }
+
+    #[test]
+    fn matches_after_normalisation() {
+        let text = "ｉｇｎｏｒｅ  all\u{200B} previous\ninstructions";
+        assert_eq!(
+            spans(text),
+            vec!["ｉｇｎｏｒｅ  all\u{200B} previous\ninstructions"]
+        );
+        assert_eq!(
+            spans("enable Developer\u{00A0}Mode"),
+            vec!["Developer\u{00A0}Mode"]
+        );
+    }
+
+    #[test]
+    fn benign_text_has_no_findings() {
+        assert!(spans("Please summarise the previous instructions manual.").is_empty());
+        assert!(spans("").is_empty());
+    }
+
+    #[test]
+    fn empty_phrase_is_rejected() {
+        let r = DenyListDetector::new("t", &["  \u{200B} ".to_string()], Action::Block, vec![]);
+        assert!(matches!(r, Err(DenyListError::EmptyPhrase(0))));
+    }
+}

@@ -1,0 +1,103 @@
+//! Detection: the [`Detector`] trait, findings, and the detectors themselves.
+//!
+//! A detector looks at one piece of text (a message, a tool argument string, a
+//! tool result) and appends [`Finding`]s whose byte spans index into that text.
+//! Later issues add the injection rules, the model, PII patterns and NER here.
+
+pub mod denylist;
+pub mod normalize;
+
+pub use denylist::DenyListDetector;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a piece of text came from. Detectors may weigh channels differently
+/// (an instruction inside a tool result is more suspicious than in a user turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum Channel {
+    #[default]
+    User,
+    System,
+    Assistant,
+    Tool,
+    Document,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::User => "user",
+            Channel::System => "system",
+            Channel::Assistant => "assistant",
+            Channel::Tool => "tool",
+            Channel::Document => "document",
+        }
+    }
+}
+
+/// What the policy does about a finding. Ordered by severity: the decision for
+/// a request is the most severe action of all its findings.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    #[default]
+    Allow,
+    Flag,
+    Redact,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Flag => "flag",
+            Action::Redact => "redact",
+            Action::Block => "block",
+        }
+    }
+}
+
+/// The family a finding belongs to: decides where it is reported
+/// (`injection` or `pii` in the scan output) and which metric counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Prompt injection, jailbreaks and policy phrases (the deny list).
+    Injection,
+    /// Personal data and secrets.
+    Pii,
+}
+
+/// One thing a detector found. `start..end` are byte offsets into the text the
+/// detector was given (always on UTF-8 character boundaries).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// Upper-case type name, e.g. `DENY_LIST`, `EMAIL`.
+    pub kind: &'static str,
+    pub family: Family,
+    /// The rule that fired, e.g. `deny-list.jailbreak-phrases`.
+    pub rule_id: String,
+    pub start: usize,
+    pub end: usize,
+    /// Confidence in 0..=1.
+    pub score: f32,
+    /// What the policy says to do about it.
+    pub action: Action,
+    /// `pattern` or `ner` (how the span was found).
+    pub source: &'static str,
+}
+
+/// A detector scans one piece of text and appends its findings.
+pub trait Detector: Send + Sync {
+    /// Stable identifier used in logs and metrics (`deny_list`, ...).
+    fn name(&self) -> &'static str;
+    /// Whether this detector applies to text from `channel`.
+    fn applies_to(&self, channel: Channel) -> bool;
+    /// Scan `text` and push findings whose spans index into `text`.
+    fn scan(&self, text: &str, channel: Channel, out: &mut Vec<Finding>);
+}

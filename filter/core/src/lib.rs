@@ -1,0 +1,14 @@
+//! Tollgate core: every piece of the filter's logic, free of proxy-wasm so it
+//! runs and tests natively. The plugin crate is a thin adapter over [`host::Host`].
+
+pub mod api;
+pub mod config;
+pub mod detect;
+pub mod host;
+pub mod metrics;
+pub mod redact;
+pub mod reply;
+pub mod scan;
+pub mod stream;
+
+pub use config::{PluginConfig, Policy};

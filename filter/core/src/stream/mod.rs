@@ -1,0 +1,269 @@
+//! The per-request state machine. The plugin's `GuardStream` forwards each
+//! proxy-wasm callback here; every decision is made and tested in this file.
+//!
+//! Request path: pause at the headers, buffer the body until it is complete
+//! (end of stream, or the trailers for HTTP/2 with trailers), scan it, then
+//! forward (maybe rewritten or flagged) or answer locally. After a local reply
+//! the flow never resumes.
+
+use crate::api::{ApiKind, Direction};
+use crate::config::{MalformedJson, Policy};
+use crate::detect::Action;
+use crate::host::Host;
+use crate::metrics::Metric;
+use crate::reply::{error_reply, RefusalReason};
+use crate::scan::{findings_header, scan_body};
+use std::rc::Rc;
+
+/// What the callback returns to the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    Pause,
+}
+
+/// Headers the filter owns: removed from incoming requests so a client cannot forge them.
+pub const FINDINGS_HEADER: &str = "x-tollgate-findings";
+pub const ACTION_HEADER: &str = "x-tollgate-action";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the request headers.
+    Start,
+    /// Holding the request while the body arrives.
+    Buffering,
+    /// Decision made, request forwarded.
+    Forwarded,
+    /// Answered locally; nothing more happens.
+    Replied,
+}
+
+/// One request's journey through the filter.
+pub struct RequestFlow {
+    policy: Rc<Policy>,
+    state: State,
+    api: ApiKind,
+    request_id: String,
+    body_size: usize,
+    /// Headers to add to the response for the client.
+    response_headers: Vec<(String, String)>,
+}
+
+impl RequestFlow {
+    pub fn new(policy: Rc<Policy>) -> Self {
+        RequestFlow {
+            policy,
+            state: State::Start,
+            api: ApiKind::UnknownJson,
+            request_id: String::new(),
+            body_size: 0,
+            response_headers: Vec::new(),
+        }
+    }
+
+    pub fn api(&self) -> ApiKind {
+        self.api
+    }
+
+    /// `on_http_request_headers`.
+    pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Next {
+        host.count(Metric::Requests, 1);
+        host.set_request_header(FINDINGS_HEADER, None);
+        host.set_request_header(ACTION_HEADER, None);
+        let path = host.request_header(":path").unwrap_or_default();
+        self.api = self.policy.api_for_path(&path);
+        self.request_id = host
+            .request_header("x-request-id")
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .unwrap_or_else(|| format!("tollgate-{:x}", host.now_micros()));
+
+        if end_of_stream {
+            self.forward(host, Action::Allow);
+            return Next::Continue;
+        }
+        if let Some(ct) = host.request_header("content-type") {
+            if !is_json_content_type(&ct) {
+                host.count(Metric::NonJsonPassthrough, 1);
+                self.forward(host, Action::Allow);
+                return Next::Continue;
+            }
+        }
+        if let Some(len) = host
+            .request_header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            if len > self.policy.max_body_bytes as u64 {
+                self.refuse_too_large(host);
+                return Next::Pause;
+            }
+        }
+        self.state = State::Buffering;
+        Next::Pause
+    }
+
+    /// `on_http_request_body`: `body_size` is the whole buffered size so far.
+    pub fn on_request_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Next {
+        match self.state {
+            State::Buffering => {}
+            State::Replied => return Next::Pause,
+            State::Start | State::Forwarded => return Next::Continue,
+        }
+        self.body_size = body_size;
+        if body_size > self.policy.max_body_bytes {
+            self.refuse_too_large(host);
+            return Next::Pause;
+        }
+        if !end_of_stream {
+            return Next::Pause;
+        }
+        self.finish_request(host)
+    }
+
+    /// `on_http_request_trailers`: HTTP/2 with trailers never ends the body
+    /// stream, so the final check runs here.
+    pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Next {
+        match self.state {
+            State::Buffering => self.finish_request(host),
+            State::Replied => Next::Pause,
+            State::Start | State::Forwarded => Next::Continue,
+        }
+    }
+
+    /// `on_http_response_headers`.
+    pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Next {
+        for (k, v) in self.response_headers.drain(..) {
+            host.add_response_header(&k, &v);
+        }
+        Next::Continue
+    }
+
+    fn finish_request(&mut self, host: &mut dyn Host) -> Next {
+        let body = if self.body_size == 0 {
+            Vec::new()
+        } else {
+            host.request_body(0, self.body_size).unwrap_or_default()
+        };
+        if body.iter().all(u8::is_ascii_whitespace) {
+            // Nothing to scan; the upstream answers an empty body itself.
+            self.forward(host, Action::Allow);
+            return Next::Continue;
+        }
+        let started = host.now_micros();
+        let result = scan_body(&self.policy, self.api, Direction::Request, &body);
+        host.record(
+            Metric::DetectorTimeUs,
+            host.now_micros().saturating_sub(started),
+        );
+        host.count(Metric::BodyBytesScanned, body.len() as u64);
+        let scan = match result {
+            Ok(scan) => scan,
+            Err(e) => {
+                return match self.policy.malformed_json {
+                    MalformedJson::Reject => {
+                        self.refuse(host, RefusalReason::MalformedJson, &e.to_string());
+                        Next::Pause
+                    }
+                    MalformedJson::PassThrough => {
+                        host.set_request_header(FINDINGS_HEADER, Some("MALFORMED_JSON"));
+                        self.expose(ACTION_HEADER, "flag");
+                        self.expose(FINDINGS_HEADER, "MALFORMED_JSON");
+                        self.forward(host, Action::Flag);
+                        Next::Continue
+                    }
+                };
+            }
+        };
+        let header = findings_header(scan.findings.iter().map(|f| &f.finding));
+        match scan.action {
+            Action::Block => {
+                let kind = scan
+                    .findings
+                    .iter()
+                    .find(|f| f.finding.action == Action::Block)
+                    .map_or("POLICY", |f| f.finding.kind);
+                let message = if self.policy.expose_findings {
+                    format!("request blocked by policy ({header})")
+                } else {
+                    "request blocked by policy".to_string()
+                };
+                self.refuse(host, RefusalReason::Policy(kind), &message);
+                return Next::Pause;
+            }
+            Action::Redact => {
+                if let Some(new_body) = &scan.rewritten {
+                    host.set_request_body(new_body);
+                    if host.request_header("content-length").is_some() {
+                        host.set_request_header(
+                            "content-length",
+                            Some(&new_body.len().to_string()),
+                        );
+                    }
+                }
+            }
+            Action::Flag | Action::Allow => {}
+        }
+        if scan.action != Action::Allow {
+            host.set_request_header(FINDINGS_HEADER, Some(&header));
+            host.set_request_header(ACTION_HEADER, Some(scan.action.as_str()));
+            self.expose(ACTION_HEADER, scan.action.as_str());
+            self.expose(FINDINGS_HEADER, &header);
+        }
+        self.forward(host, scan.action);
+        Next::Continue
+    }
+
+    fn expose(&mut self, name: &str, value: &str) {
+        if self.policy.expose_findings {
+            self.response_headers
+                .push((name.to_string(), value.to_string()));
+        }
+    }
+
+    fn forward(&mut self, host: &mut dyn Host, action: Action) {
+        let metric = match action {
+            Action::Allow => Metric::Allowed,
+            Action::Flag => Metric::Flagged,
+            Action::Redact => Metric::Redacted,
+            // Blocks never forward; counted by `refuse`.
+            Action::Block => return,
+        };
+        host.count(metric, 1);
+        self.state = State::Forwarded;
+    }
+
+    fn refuse_too_large(&mut self, host: &mut dyn Host) {
+        let msg = format!(
+            "request body exceeds the limit of {} bytes",
+            self.policy.max_body_bytes
+        );
+        self.refuse(host, RefusalReason::BodyTooLarge, &msg);
+    }
+
+    fn refuse(&mut self, host: &mut dyn Host, reason: RefusalReason, message: &str) {
+        let mut reply = error_reply(self.api.error_style(), reason, message, &self.request_id);
+        reply.headers.push((ACTION_HEADER.into(), "block".into()));
+        host.count(Metric::Blocked(reason.tag()), 1);
+        host.count(Metric::LocalReply(reply.status), 1);
+        host.send_reply(&reply);
+        self.state = State::Replied;
+    }
+}
+
+/// `application/json`, `application/*+json`, `text/json`, any parameters.
+pub fn is_json_content_type(ct: &str) -> bool {
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || mime == "text/json" || mime.ends_with("+json")
+}
+
+#[cfg(test)]
+mod tests;

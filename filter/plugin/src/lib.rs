@@ -1,0 +1,194 @@
+//! Tollgate's proxy-wasm plugin: the only crate that calls hostcalls. Every
+//! decision lives in `tollgate-core`; this adapter forwards callbacks to
+//! [`RequestFlow`] and implements [`Host`] with hostcalls.
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+use tollgate_core::host::Host;
+use tollgate_core::metrics::Metric;
+use tollgate_core::reply::LocalReply;
+use tollgate_core::stream::{Next, RequestFlow};
+use tollgate_core::Policy;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(GuardRoot::default()) });
+}}
+
+/// Metric ids, defined on first use and shared by every context of the VM.
+#[derive(Default)]
+struct Metrics {
+    ids: RefCell<HashMap<Metric, u32>>,
+}
+
+impl Metrics {
+    fn id(&self, metric: &Metric) -> Option<u32> {
+        if let Some(id) = self.ids.borrow().get(metric) {
+            return Some(*id);
+        }
+        let kind = if metric.is_histogram() {
+            MetricType::Histogram
+        } else {
+            MetricType::Counter
+        };
+        let id = hostcalls::define_metric(kind, &metric.name()).ok()?;
+        self.ids.borrow_mut().insert(metric.clone(), id);
+        Some(id)
+    }
+}
+
+/// The root context: compiles the configuration once per VM.
+#[derive(Default)]
+struct GuardRoot {
+    policy: Option<Rc<Policy>>,
+    metrics: Rc<Metrics>,
+}
+
+impl Context for GuardRoot {}
+
+impl RootContext for GuardRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let raw = self.get_plugin_configuration().unwrap_or_default();
+        match Policy::from_json(&raw) {
+            Ok(policy) => {
+                log::info!(
+                    "tollgate: configuration loaded ({} detectors)",
+                    policy.detectors.len()
+                );
+                self.policy = Some(Rc::new(policy));
+                true
+            }
+            Err(e) => {
+                log::error!("tollgate: configuration rejected: {e}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let policy = self.policy.clone()?;
+        Some(Box::new(GuardStream {
+            flow: RequestFlow::new(policy),
+            host: ProxyWasmHost {
+                metrics: self.metrics.clone(),
+            },
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One HTTP stream.
+struct GuardStream {
+    flow: RequestFlow,
+    host: ProxyWasmHost,
+}
+
+fn action(next: Next) -> Action {
+    match next {
+        Next::Continue => Action::Continue,
+        Next::Pause => Action::Pause,
+    }
+}
+
+impl Context for GuardStream {}
+
+impl HttpContext for GuardStream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_request_headers(&mut self.host, end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(
+            self.flow
+                .on_request_body(&mut self.host, body_size, end_of_stream),
+        )
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        action(self.flow.on_request_trailers(&mut self.host))
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        action(self.flow.on_response_headers(&mut self.host))
+    }
+}
+
+/// [`Host`] over proxy-wasm hostcalls. Hostcall failures are logged at debug
+/// level and otherwise ignored: the core treats a missing value as absent.
+struct ProxyWasmHost {
+    metrics: Rc<Metrics>,
+}
+
+impl Host for ProxyWasmHost {
+    fn request_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        if let Err(e) = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value) {
+            log::debug!("tollgate: set_map_value({name}) failed: {e:?}");
+        }
+    }
+
+    fn request_body(&self, start: usize, len: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpRequestBody, start, len)
+            .ok()
+            .flatten()
+    }
+
+    fn set_request_body(&mut self, body: &[u8]) {
+        // start 0 and size usize::MAX replace the whole buffered body.
+        if let Err(e) = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, usize::MAX, body) {
+            log::warn!("tollgate: replacing the request body failed: {e:?}");
+        }
+    }
+
+    fn add_response_header(&mut self, name: &str, value: &str) {
+        if let Err(e) = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value) {
+            log::debug!("tollgate: add_map_value({name}) failed: {e:?}");
+        }
+    }
+
+    fn send_reply(&mut self, reply: &LocalReply) {
+        let headers: Vec<(&str, &str)> = reply
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(e) =
+            hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body))
+        {
+            log::warn!("tollgate: send_http_response failed: {e:?}");
+        }
+    }
+
+    fn count(&mut self, metric: Metric, n: u64) {
+        if let Some(id) = self.metrics.id(&metric) {
+            let delta = i64::try_from(n).unwrap_or(i64::MAX);
+            let _ = hostcalls::increment_metric(id, delta);
+        }
+    }
+
+    fn record(&mut self, metric: Metric, value: u64) {
+        if let Some(id) = self.metrics.id(&metric) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn now_micros(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+}
