@@ -1,1 +1,394 @@
+//! Test harness for the end-to-end tests: real Envoy (from the project's venv)
+//! with the built wasm, our mock LLM upstream, curl and the official SDKs as
+//! clients. Processes are killed when their handle drops.
 
+use base64::Engine;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// A program from the project's venv (`TOLLGATE_VENV`, default `<root>/.venv`).
+pub fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var_os("TOLLGATE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv"));
+    venv.join("bin").join(name)
+}
+
+/// The built wasm (`TOLLGATE_WASM`, default the release build).
+pub fn wasm_path() -> PathBuf {
+    std::env::var_os("TOLLGATE_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/wasm32-wasip1/release/tollgate.wasm"))
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// The mock LLM upstream (`tests/upstream/mock_llm.py`).
+pub struct Upstream {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl Upstream {
+    pub fn start() -> Result<Upstream> {
+        let mut child = Command::new(venv_bin("python3"))
+            .arg(root().join("tests/upstream/mock_llm.py"))
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start the mock upstream: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let proc = Proc {
+            name: "mock_llm".into(),
+            child,
+        };
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("mock upstream did not say READY: {line:?}"))?;
+        Ok(Upstream { port, _proc: proc })
+    }
+
+    /// Every request the upstream received since the last reset.
+    pub fn requests(&self) -> Result<Vec<Value>> {
+        let r = curl(
+            &[&format!("http://127.0.0.1:{}/__mock/requests", self.port)],
+            None,
+        )?;
+        let v: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+        Ok(v["requests"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn reset(&self) -> Result<()> {
+        curl(
+            &[
+                "-X",
+                "POST",
+                &format!("http://127.0.0.1:{}/__mock/reset", self.port),
+            ],
+            None,
+        )
+        .map(|_| ())
+    }
+}
+
+/// The exact body bytes of a recorded upstream request.
+pub fn recorded_body(req: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(req["body_base64"].as_str().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// A recorded request header (first value).
+pub fn recorded_header(req: &Value, name: &str) -> Option<String> {
+    req["headers"].as_array()?.iter().find_map(|h| {
+        let k = h.get(0)?.as_str()?;
+        if k.eq_ignore_ascii_case(name) {
+            h.get(1)?.as_str().map(str::to_string)
+        } else {
+            None
+        }
+    })
+}
+
+/// Real Envoy running a config from `envoy/` with its ports replaced.
+pub struct Envoy {
+    pub listener: u16,
+    pub alt_listener: u16,
+    pub admin: u16,
+    pub log: PathBuf,
+    proc: Proc,
+}
+
+impl Envoy {
+    /// Start `config` (relative to the root) in front of `upstream_port`; waits until ready.
+    pub fn start(config: &str, upstream_port: u16) -> Result<Envoy> {
+        let wasm = wasm_path();
+        if !wasm.exists() {
+            return Err(format!(
+                "{} is missing: build it with `make wasm` (make test does)",
+                wasm.display()
+            ));
+        }
+        let (listener, alt_listener, admin) = (free_port()?, free_port()?, free_port()?);
+        let text = std::fs::read_to_string(root().join(config)).map_err(|e| e.to_string())?;
+        let text = text
+            .replace("port_value: 10000", &format!("port_value: {listener}"))
+            .replace("port_value: 10001", &format!("port_value: {alt_listener}"))
+            .replace("port_value: 9901", &format!("port_value: {admin}"))
+            .replace("port_value: 18080", &format!("port_value: {upstream_port}"))
+            .replace(
+                "filename: target/wasm32-wasip1/release/tollgate.wasm",
+                &format!("filename: {}", wasm.display()),
+            );
+        let dir = root().join("target/e2e");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let name = Path::new(config)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("envoy");
+        let cfg_path = dir.join(format!("{name}-{listener}.yaml"));
+        let log = dir.join(format!("{name}-{listener}.log"));
+        std::fs::write(&cfg_path, text).map_err(|e| e.to_string())?;
+        let child = Command::new(venv_bin("envoy"))
+            .arg("-c")
+            .arg(&cfg_path)
+            .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
+            .arg("--log-path")
+            .arg(&log)
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start envoy: {e}"))?;
+        let mut envoy = Envoy {
+            listener,
+            alt_listener,
+            admin,
+            log,
+            proc: Proc {
+                name: "envoy".into(),
+                child,
+            },
+        };
+        envoy.wait_ready()?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if !self.proc.is_running() {
+                return Err(format!("envoy exited; log: {}", self.log_tail()));
+            }
+            if let Ok(r) = curl(&[&format!("http://127.0.0.1:{}/ready", self.admin)], None) {
+                if r.status == 200 && TcpStream::connect(("127.0.0.1", self.listener)).is_ok() {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!("envoy not ready in 90 s; log: {}", self.log_tail()))
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.listener)
+    }
+
+    pub fn alt_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.alt_listener)
+    }
+
+    /// The admin `/stats/prometheus` text.
+    pub fn prometheus(&self) -> Result<String> {
+        let r = curl(
+            &[&format!("http://127.0.0.1:{}/stats/prometheus", self.admin)],
+            None,
+        )?;
+        Ok(String::from_utf8_lossy(&r.body).into_owned())
+    }
+}
+
+/// The value of one Prometheus sample line (`name{labels} value`), 0 if absent.
+pub fn prom_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// An HTTP response as a client sees it.
+#[derive(Debug, Default)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Run curl with `args` (and `body` sent byte for byte with --data-binary).
+pub fn curl(args: &[&str], body: Option<&[u8]>) -> Result<Response> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "30", "-D", "-"]);
+    cmd.args(args);
+    if body.is_some() {
+        cmd.args(["--data-binary", "@-"]);
+    }
+    // Headers to stdout, the body to a file.
+    let body_file = tempfile()?;
+    cmd.arg("-o").arg(&body_file);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| format!("curl: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(body.unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "curl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let mut resp = Response::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let line = line.trim_end();
+        if line.starts_with("HTTP/") {
+            // Last status line wins (e.g. after 100 Continue).
+            resp.status = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            resp.headers.clear();
+        } else if let Some((k, v)) = line.split_once(':') {
+            resp.headers
+                .push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let mut f = std::fs::File::open(&body_file).map_err(|e| e.to_string())?;
+    f.read_to_end(&mut resp.body).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&body_file);
+    Ok(resp)
+}
+
+fn tempfile() -> Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = root().join("target/e2e/tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir.join(format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )))
+}
+
+/// POST a JSON body (exact bytes) with extra headers.
+pub fn post(url: &str, body: &[u8], extra: &[&str]) -> Result<Response> {
+    let mut args: Vec<&str> = vec!["-X", "POST", url, "-H", "content-type: application/json"];
+    for h in extra {
+        args.push("-H");
+        args.push(h);
+    }
+    curl(&args, Some(body))
+}
+
+/// Run a Python script from the venv and parse its one-line JSON output.
+pub fn python_json(script: &str, args: &[&str]) -> Result<Value> {
+    let out = Command::new(venv_bin("python3"))
+        .arg(root().join(script))
+        .args(args)
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!(
+            "{script}: bad output ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Assertion helper returning an error instead of panicking (cases return Result).
+#[macro_export]
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!("{}:{}: {}", file!(), line!(), format!($($fmt)+)));
+        }
+    };
+}
+
+/// Equality assertion with both values in the message.
+#[macro_export]
+macro_rules! check_eq {
+    ($left:expr, $right:expr) => {
+        match (&$left, &$right) {
+            (l, r) => {
+                if l != r {
+                    return Err(format!(
+                        "{}:{}: {} != {}\n  left: {:?}\n right: {:?}",
+                        file!(),
+                        line!(),
+                        stringify!($left),
+                        stringify!($right),
+                        l,
+                        r
+                    ));
+                }
+            }
+        }
+    };
+}

