@@ -49,7 +49,10 @@ const CASES: &[Case] = &[
 ];
 
 /// Cases that need no running Envoy.
-const STANDALONE: &[(&str, fn() -> Result<()>)] = &[
+type Standalone = (&'static str, fn() -> Result<()>);
+
+/// Cases that need no running Envoy (listed above `main`).
+const STANDALONE: &[Standalone] = &[
     ("every_envoy_config_validates", validate_configs),
     (
         "bad_plugin_config_refuses_to_start_naming_the_field",

@@ -1,0 +1,87 @@
+# Tollgate: every set-up step lives here, so a fresh clone needs only
+#   make demo    build everything and show the filter working in real Envoy
+#   make test    fmt, clippy (native + wasm32-wasip1), unit and end-to-end tests
+# Builds are cached under target/; the venv lives in .venv/.
+
+SHELL       := /bin/bash
+CARGO       ?= cargo
+PYTHON      ?= python3
+VENV        := .venv
+VPY         := $(VENV)/bin/python3
+WASM_TARGET := wasm32-wasip1
+WASM        := target/$(WASM_TARGET)/release/tollgate.wasm
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the tests, demo and benchmark use.
+DEB_PKGS    := curl wrk
+
+.PHONY: help setup toolchain venv debs wasm cli demo up down test fmt-check clippy unit e2e \
+        py-test bench schema clean
+
+help:
+	@echo "make demo | make test | make up / make down | make bench | make wasm | make schema"
+
+setup: toolchain venv debs
+
+toolchain:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	@touch $@
+
+debs:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+wasm: toolchain
+	$(CARGO) build --release --target $(WASM_TARGET) -p tollgate-plugin
+	@ls -l $(WASM) | awk '{print "built " $$NF " (" $$5 " bytes)"}'
+
+cli:
+	$(CARGO) build --release -p tollgate-cli
+	@echo "built target/release/tollgate"
+
+demo: setup wasm
+	$(VPY) tests/demo/stack.py demo
+
+up: setup wasm
+	$(VPY) tests/demo/stack.py up
+
+down:
+	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) tests/demo/stack.py down
+
+test: setup wasm fmt-check clippy unit e2e py-test
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy: toolchain
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p tollgate-core -p tollgate-plugin --target $(WASM_TARGET) -- -D warnings
+
+unit:
+	$(CARGO) test -p tollgate-core -p tollgate-cli
+
+e2e: venv wasm
+	$(CARGO) test -p tollgate-e2e
+
+py-test: venv
+	TOLLGATE_SDK_PYTHON=$(VPY) $(VPY) -m unittest tests/upstream/test_mock_llm.py
+
+bench: setup wasm
+	$(CARGO) build --release -p tollgate-e2e --bin tollgate-bench-upstream
+	$(VPY) tests/bench/ab.py
+
+schema:
+	$(CARGO) run -q -p tollgate-cli -- config schema > istio/tollgate-config.schema.json
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV)
