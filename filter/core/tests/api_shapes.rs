@@ -1,6 +1,9 @@
 //! Text extraction and write-back for every API shape: realistic bodies from
 //! `tests/data/api/`, wrong types, deep nesting, and the unknown-JSON policy.
 
+// The helpers below are test code too: a bad fixture should fail loudly.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{json, Value};
 use tollgate_core::api::SegmentKind::*;
 use tollgate_core::api::*;
@@ -901,31 +904,36 @@ fn wrong_types_are_skipped() {
 
 // ---- depth ----
 
+/// `{key: v}`, without the copy `json!` makes of an interpolated value.
+fn wrap(key: &str, v: Value) -> Value {
+    Value::Object(serde_json::Map::from_iter([(key.to_owned(), v)]))
+}
+
 /// `{"a": {"a": ... "leaf" ...}}` with the string `depth` steps below the root.
 fn nested_objects(depth: usize, leaf: &str) -> Value {
-    (0..depth).fold(json!(leaf), |v, _| json!({ "a": v }))
+    (0..depth).fold(json!(leaf), |v, _| wrap("a", v))
 }
 
 #[test]
-fn unknown_json_stops_at_depth_64() {
-    let at_limit = nested_objects(64, "deep but scanned");
+fn unknown_json_stops_at_depth_128() {
+    let at_limit = nested_objects(128, "deep but scanned");
     let segs = extract_checked(ApiKind::UnknownJson, Direction::Request, &at_limit, true);
     assert_eq!(texts(&segs), vec!["deep but scanned"]);
-    assert_eq!(segs[0].path.len(), 64);
+    assert_eq!(segs[0].path.len(), 128);
 
-    let past_limit = nested_objects(65, "too deep");
+    let past_limit = nested_objects(129, "too deep");
     assert!(
         extract_checked(ApiKind::UnknownJson, Direction::Request, &past_limit, true).is_empty()
     );
 
-    let mixed = json!({"shallow": "seen", "deep": nested_objects(200, "unseen")});
+    let mixed = json!({"shallow": "seen", "deep": nested_objects(300, "unseen")});
     let segs = extract_checked(ApiKind::UnknownJson, Direction::Request, &mixed, true);
     assert_eq!(texts(&segs), vec!["seen"]);
 }
 
 #[test]
 fn deeply_nested_bodies_do_not_panic() {
-    let deep_array = (0..300).fold(json!("bottom"), |v, _| json!([v]));
+    let deep_array = (0..300).fold(json!("bottom"), |v, _| Value::Array(vec![v]));
     let deep_object = nested_objects(300, "bottom");
     for deep in [deep_array, deep_object] {
         let bodies = [
@@ -941,7 +949,7 @@ fn deeply_nested_bodies_do_not_panic() {
                 for dir in DIRECTIONS {
                     for scan_unknown in [false, true] {
                         let segs = extract_checked(kind, dir, body, scan_unknown);
-                        assert!(segs.iter().all(|s| s.path.len() <= 64));
+                        assert!(segs.iter().all(|s| s.path.len() <= 128));
                         assert!(segs.iter().all(|s| s.text != "bottom"));
                     }
                 }
@@ -955,10 +963,14 @@ fn deeply_nested_bodies_do_not_panic() {
     std::thread::Builder::new()
         .stack_size(128 << 20)
         .spawn(|| {
-            let deep = (0..20_000).fold(json!("bottom"), |v, _| json!([{ "content": v }]));
+            let deep = (0..20_000).fold(json!("bottom"), |v, _| {
+                Value::Array(vec![wrap("content", v)])
+            });
             let body = json!({"messages": [{"role": "assistant", "content": [
-                {"type": "tool_use", "input": {"a": deep}}
+                {"type": "tool_use", "input": {"a": "shallow"}}
             ]}]});
+            let mut body = body;
+            body["messages"][0]["content"][0]["input"]["a"] = deep;
             std::thread::scope(|s| {
                 std::thread::Builder::new()
                     .stack_size(256 << 10)
@@ -987,7 +999,7 @@ fn deeply_nested_bodies_do_not_panic() {
         .unwrap();
 
     // tool_use input is walked to the same limit, counted from the body's root.
-    let input_depth = 64 - 5; // messages[0].content[0].input
+    let input_depth = 128 - 5; // messages[0].content[0].input
     let body = json!({"messages": [{"role": "assistant", "content": [
         {"type": "tool_use", "input": nested_objects(input_depth, "at limit")},
         {"type": "tool_use", "input": nested_objects(input_depth + 1, "past limit")}

@@ -6,7 +6,7 @@
 
 mod shapes;
 
-pub use shapes::{extract, write_back};
+pub use shapes::{extract, write_back, MAX_DEPTH};
 
 use crate::detect::Channel;
 use serde::{Deserialize, Serialize};

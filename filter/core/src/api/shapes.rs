@@ -18,8 +18,10 @@ use crate::detect::Channel;
 use serde_json::{Map, Value};
 
 /// Containers this many steps below the root of the body are not entered:
-/// strings up to this depth are extracted, deeper ones are not.
-const MAX_DEPTH: usize = 64;
+/// strings up to this depth are extracted, deeper ones are not. Equal to
+/// serde_json's recursion limit, so every body that parses is walked in full
+/// and no text can hide below the walk (deeper bodies fail to parse: 400).
+pub const MAX_DEPTH: usize = 128;
 
 /// Every scannable string of `body`, in document order. Never panics, whatever the JSON.
 ///
