@@ -3,16 +3,17 @@
 
 use crate::api::{self, ApiKind, Direction, Segment};
 use crate::config::{Policy, UnknownJson};
-use crate::detect::{Action, Channel, Family, Finding};
+use crate::detect::{Action, Channel, Family, Finding, ScanText};
 use crate::redact::redact;
 use serde_json::Value;
 
 /// Scan one text with every detector that applies to `channel`.
 pub fn scan_text(policy: &Policy, text: &str, channel: Channel) -> Vec<Finding> {
     let mut out = Vec::new();
+    let view = ScanText::new(text);
     for d in &policy.detectors {
         if d.applies_to(channel) {
-            d.scan(text, channel, &mut out);
+            d.scan(&view, channel, &mut out);
         }
     }
     out.sort_by_key(|f| (f.start, f.end));

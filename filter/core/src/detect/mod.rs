@@ -9,7 +9,9 @@ pub mod normalize;
 
 pub use denylist::DenyListDetector;
 
+use normalize::Normalized;
 use serde::{Deserialize, Serialize};
+use std::cell::OnceCell;
 
 /// Where a piece of text came from. Detectors may weigh channels differently
 /// (an instruction inside a tool result is more suspicious than in a user turn).
@@ -92,12 +94,34 @@ pub struct Finding {
     pub source: &'static str,
 }
 
+/// One text under scan, with its views computed once and shared by every
+/// detector (normalising is the costly part of matching).
+pub struct ScanText<'a> {
+    pub original: &'a str,
+    normalized: OnceCell<Normalized>,
+}
+
+impl<'a> ScanText<'a> {
+    pub fn new(original: &'a str) -> Self {
+        ScanText {
+            original,
+            normalized: OnceCell::new(),
+        }
+    }
+
+    /// The normalised view (built on first use).
+    pub fn normalized(&self) -> &Normalized {
+        self.normalized
+            .get_or_init(|| Normalized::new(self.original))
+    }
+}
+
 /// A detector scans one piece of text and appends its findings.
 pub trait Detector: Send + Sync {
     /// Stable identifier used in logs and metrics (`deny_list`, ...).
     fn name(&self) -> &'static str;
     /// Whether this detector applies to text from `channel`.
     fn applies_to(&self, channel: Channel) -> bool;
-    /// Scan `text` and push findings whose spans index into `text`.
-    fn scan(&self, text: &str, channel: Channel, out: &mut Vec<Finding>);
+    /// Scan `text` and push findings whose spans index into `text.original`.
+    fn scan(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>);
 }

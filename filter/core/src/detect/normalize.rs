@@ -6,7 +6,7 @@
 //! character it came from, so a match in the view maps back to a span of the
 //! original text on character boundaries.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 /// A normalised view of a text and the way back to it.
 #[derive(Debug, Default)]
@@ -45,40 +45,58 @@ impl Normalized {
                 identity_ascii: true,
             };
         }
+        if text.is_ascii() {
+            return Normalized::from_ascii(text);
+        }
+        // NFKC is the identity on text that passes the quick check (most text):
+        // then only case, invisibles and white space need work.
+        let needs_nfkc = !matches!(is_nfkc_quick(text.chars()), IsNormalized::Yes);
         let mut out = String::with_capacity(text.len());
         let mut origin: Vec<(u32, u32)> = Vec::with_capacity(text.len());
         let mut last_was_space = false;
-        let mut buf = [0u8; 4];
         for (start, c) in text.char_indices() {
-            let end = start + c.len_utf8();
-            let span = (start as u32, end as u32);
-            if is_invisible(c) {
+            let span = (start as u32, (start + c.len_utf8()) as u32);
+            if c.is_ascii() {
+                push_folded(c, span, &mut out, &mut origin, &mut last_was_space);
+            } else if is_invisible(c) {
                 continue;
-            }
-            for n in std::iter::once(c).nfkc() {
-                for l in n.to_lowercase() {
-                    if l.is_whitespace() {
-                        if last_was_space {
-                            // Extend the span the space stands for.
-                            if let Some(o) = origin.last_mut() {
-                                o.1 = span.1;
-                            }
-                            continue;
-                        }
-                        last_was_space = true;
-                        out.push(' ');
-                        origin.push(span);
-                        continue;
-                    }
-                    last_was_space = false;
-                    let s = l.encode_utf8(&mut buf);
-                    out.push_str(s);
-                    origin.extend(std::iter::repeat_n(span, s.len()));
+            } else if needs_nfkc {
+                for n in std::iter::once(c).nfkc() {
+                    push_folded(n, span, &mut out, &mut origin, &mut last_was_space);
                 }
+            } else {
+                push_folded(c, span, &mut out, &mut origin, &mut last_was_space);
             }
         }
         Normalized {
             text: out,
+            origin,
+            identity_ascii: false,
+        }
+    }
+
+    /// ASCII with irregular white space: a byte loop (NFKC is the identity on ASCII).
+    fn from_ascii(text: &str) -> Normalized {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut origin: Vec<(u32, u32)> = Vec::with_capacity(bytes.len());
+        let mut iter = bytes.iter().enumerate().peekable();
+        while let Some((i, &b)) = iter.next() {
+            if is_ascii_space(b) {
+                let mut end = i + 1;
+                while let Some((j, _)) = iter.next_if(|(_, &n)| is_ascii_space(n)) {
+                    end = j + 1;
+                }
+                out.push(b' ');
+                origin.push((i as u32, end as u32));
+            } else {
+                out.push(b.to_ascii_lowercase());
+                origin.push((i as u32, i as u32 + 1));
+            }
+        }
+        Normalized {
+            // Only ASCII bytes were written, so this cannot fail.
+            text: String::from_utf8(out).unwrap_or_default(),
             origin,
             identity_ascii: false,
         }
@@ -96,6 +114,47 @@ impl Normalized {
         let last = self.origin.get(end - 1)?;
         Some((first.0 as usize, last.1 as usize))
     }
+}
+
+/// Append `c` lower-cased, folding white-space runs into one space, recording
+/// for every byte written the original span it came from.
+fn push_folded(
+    c: char,
+    span: (u32, u32),
+    out: &mut String,
+    origin: &mut Vec<(u32, u32)>,
+    last_was_space: &mut bool,
+) {
+    if c.is_whitespace() {
+        if *last_was_space {
+            // Extend the span the space stands for.
+            if let Some(o) = origin.last_mut() {
+                o.1 = span.1;
+            }
+        } else {
+            *last_was_space = true;
+            out.push(' ');
+            origin.push(span);
+        }
+        return;
+    }
+    *last_was_space = false;
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        origin.push(span);
+        return;
+    }
+    let mut buf = [0u8; 4];
+    for l in c.to_lowercase() {
+        let s = l.encode_utf8(&mut buf);
+        out.push_str(s);
+        origin.extend(std::iter::repeat_n(span, s.len()));
+    }
+}
+
+/// ASCII white space as `char::is_whitespace` sees it (including vertical tab).
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
 }
 
 /// ASCII text whose white space is already single spaces (the common case):
