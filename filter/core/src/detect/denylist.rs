@@ -68,7 +68,7 @@ impl Detector for DenyListDetector {
     fn scan(&self, text: &ScanText<'_>, _channel: Channel, out: &mut Vec<Finding>) {
         let view = text.normalized();
         for m in self.matcher.find_iter(&view.text) {
-            if let Some((start, end)) = view.original_span(m.start(), m.end()) {
+            if let Some((start, end)) = view.original_span(text.original, m.start(), m.end()) {
                 out.push(Finding {
                     kind: KIND,
                     family: Family::Injection,

@@ -2,9 +2,14 @@
 //!
 //! The normalised view is: NFKC per character, lower-cased, with zero-width and
 //! bidi control characters removed and every run of white space folded to one
-//! ASCII space. Each byte of the view remembers the byte span of the original
-//! character it came from, so a match in the view maps back to a span of the
-//! original text on character boundaries.
+//! ASCII space. A match in the view maps back to a span of the original text
+//! on character boundaries.
+//!
+//! The way back is a list of checkpoints `(view offset, original offset)`,
+//! one wherever the distance between the two changes (a folded white-space run,
+//! a removed character, a character whose normal form has another length).
+//! Between checkpoints offsets move together, so ordinary text needs almost
+//! none and normalising costs about one byte write per byte.
 
 use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
@@ -13,12 +18,9 @@ use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 pub struct Normalized {
     /// The normalised text.
     pub text: String,
-    /// For each byte of `text`: the original span (start, end) it came from.
-    /// Empty when `identity_ascii` is set.
-    origin: Vec<(u32, u32)>,
-    /// The text was already in normal form except for ASCII case: spans in the
-    /// view are spans in the original.
-    identity_ascii: bool,
+    /// `(view offset, original offset)` wherever their distance changes;
+    /// empty means the offsets are equal throughout.
+    marks: Vec<(u32, u32)>,
 }
 
 /// Characters that change nothing visible and are used to split words so
@@ -35,143 +37,155 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{E0000}'..='\u{E007F}')
 }
 
+/// Builds a view and its checkpoints.
+struct Builder {
+    out: String,
+    marks: Vec<(u32, u32)>,
+    /// original offset minus view offset since the last checkpoint
+    delta: i64,
+    last_was_space: bool,
+}
+
+impl Builder {
+    fn new(capacity: usize) -> Self {
+        Builder {
+            out: String::with_capacity(capacity),
+            marks: Vec::new(),
+            delta: 0,
+            last_was_space: false,
+        }
+    }
+
+    /// Note that the next output byte comes from original offset `orig`.
+    fn at(&mut self, orig: usize) {
+        let view = self.out.len();
+        if orig as i64 - view as i64 != self.delta {
+            self.delta = orig as i64 - view as i64;
+            self.marks.push((view as u32, orig as u32));
+        }
+    }
+
+    /// Append `c` (from the original character at `orig`) lower-cased, folding white-space runs.
+    fn push(&mut self, c: char, orig: usize) {
+        if c.is_whitespace() {
+            if !self.last_was_space {
+                self.last_was_space = true;
+                self.at(orig);
+                self.out.push(' ');
+            }
+            return;
+        }
+        self.last_was_space = false;
+        if c.is_ascii() {
+            self.at(orig);
+            self.out.push(c.to_ascii_lowercase());
+            return;
+        }
+        for l in c.to_lowercase() {
+            self.at(orig);
+            self.out.push(l);
+        }
+    }
+
+    fn finish(self) -> Normalized {
+        Normalized {
+            text: self.out,
+            marks: self.marks,
+        }
+    }
+}
+
 impl Normalized {
     /// Build the normalised view of `text`.
     pub fn new(text: &str) -> Normalized {
-        if is_ascii_simple(text) {
-            return Normalized {
-                text: text.to_ascii_lowercase(),
-                origin: Vec::new(),
-                identity_ascii: true,
-            };
-        }
         if text.is_ascii() {
             return Normalized::from_ascii(text);
         }
         // NFKC is the identity on text that passes the quick check (most text):
         // then only case, invisibles and white space need work.
         let needs_nfkc = !matches!(is_nfkc_quick(text.chars()), IsNormalized::Yes);
-        let mut out = String::with_capacity(text.len());
-        let mut origin: Vec<(u32, u32)> = Vec::with_capacity(text.len());
-        let mut last_was_space = false;
+        let mut b = Builder::new(text.len());
         for (start, c) in text.char_indices() {
-            let span = (start as u32, (start + c.len_utf8()) as u32);
-            if c.is_ascii() {
-                push_folded(c, span, &mut out, &mut origin, &mut last_was_space);
+            if c.is_ascii() || !(needs_nfkc || is_invisible(c)) {
+                b.push(c, start);
             } else if is_invisible(c) {
                 continue;
-            } else if needs_nfkc {
-                for n in std::iter::once(c).nfkc() {
-                    push_folded(n, span, &mut out, &mut origin, &mut last_was_space);
-                }
             } else {
-                push_folded(c, span, &mut out, &mut origin, &mut last_was_space);
+                for n in std::iter::once(c).nfkc() {
+                    b.push(n, start);
+                }
             }
         }
-        Normalized {
-            text: out,
-            origin,
-            identity_ascii: false,
-        }
+        b.finish()
     }
 
-    /// ASCII with irregular white space: a byte loop (NFKC is the identity on ASCII).
+    /// ASCII: a byte loop (NFKC is the identity on ASCII); checkpoints only
+    /// where a white-space run longer than one byte is folded.
     fn from_ascii(text: &str) -> Normalized {
         let bytes = text.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
-        let mut origin: Vec<(u32, u32)> = Vec::with_capacity(bytes.len());
-        let mut iter = bytes.iter().enumerate().peekable();
-        while let Some((i, &b)) = iter.next() {
-            if is_ascii_space(b) {
-                let mut end = i + 1;
-                while let Some((j, _)) = iter.next_if(|(_, &n)| is_ascii_space(n)) {
-                    end = j + 1;
-                }
-                out.push(b' ');
-                origin.push((i as u32, end as u32));
-            } else {
-                out.push(b.to_ascii_lowercase());
-                origin.push((i as u32, i as u32 + 1));
+        let mut marks: Vec<(u32, u32)> = Vec::new();
+        let mut delta = 0usize;
+        let mut in_space = false;
+        for (i, &c) in bytes.iter().enumerate() {
+            let space = is_ascii_space(c);
+            if space && in_space {
+                continue;
             }
+            in_space = space;
+            // i >= out.len() always: the view never grows faster than the original.
+            if i - out.len() != delta {
+                delta = i - out.len();
+                marks.push((out.len() as u32, i as u32));
+            }
+            out.push(if space { b' ' } else { c.to_ascii_lowercase() });
         }
         Normalized {
             // Only ASCII bytes were written, so this cannot fail.
             text: String::from_utf8(out).unwrap_or_default(),
-            origin,
-            identity_ascii: false,
+            marks,
         }
     }
 
-    /// Map a span of the view back to a span of the original text.
-    pub fn original_span(&self, start: usize, end: usize) -> Option<(usize, usize)> {
-        if self.identity_ascii {
-            return Some((start, end));
+    /// The original offset of view offset `view` (may fall inside an original
+    /// character when the view expanded it; callers snap to boundaries).
+    fn map(&self, view: usize) -> usize {
+        let i = self.marks.partition_point(|m| m.0 as usize <= view);
+        match i.checked_sub(1).and_then(|i| self.marks.get(i)) {
+            Some(&(v, o)) => o as usize + (view - v as usize),
+            None => view,
         }
-        if start >= end {
+    }
+
+    /// Map the view span `start..end` back to a span of `original` (the text
+    /// this view was built from), widened to whole original characters.
+    pub fn original_span(
+        &self,
+        original: &str,
+        start: usize,
+        end: usize,
+    ) -> Option<(usize, usize)> {
+        if start >= end || end > self.text.len() {
             return None;
         }
-        let first = self.origin.get(start)?;
-        let last = self.origin.get(end - 1)?;
-        Some((first.0 as usize, last.1 as usize))
+        let s = floor_boundary(original, self.map(start));
+        let last = floor_boundary(original, self.map(end - 1));
+        let e = last + original.get(last..)?.chars().next()?.len_utf8();
+        Some((s, e))
     }
 }
 
-/// Append `c` lower-cased, folding white-space runs into one space, recording
-/// for every byte written the original span it came from.
-fn push_folded(
-    c: char,
-    span: (u32, u32),
-    out: &mut String,
-    origin: &mut Vec<(u32, u32)>,
-    last_was_space: &mut bool,
-) {
-    if c.is_whitespace() {
-        if *last_was_space {
-            // Extend the span the space stands for.
-            if let Some(o) = origin.last_mut() {
-                o.1 = span.1;
-            }
-        } else {
-            *last_was_space = true;
-            out.push(' ');
-            origin.push(span);
-        }
-        return;
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
     }
-    *last_was_space = false;
-    if c.is_ascii() {
-        out.push(c.to_ascii_lowercase());
-        origin.push(span);
-        return;
-    }
-    let mut buf = [0u8; 4];
-    for l in c.to_lowercase() {
-        let s = l.encode_utf8(&mut buf);
-        out.push_str(s);
-        origin.extend(std::iter::repeat_n(span, s.len()));
-    }
+    i
 }
 
 /// ASCII white space as `char::is_whitespace` sees it (including vertical tab).
 fn is_ascii_space(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
-}
-
-/// ASCII text whose white space is already single spaces (the common case):
-/// only case folding is needed, and offsets do not move.
-fn is_ascii_simple(text: &str) -> bool {
-    let mut prev_space = false;
-    for b in text.bytes() {
-        if !b.is_ascii() {
-            return false;
-        }
-        let space = b.is_ascii_whitespace() || b == 0x0b;
-        if space && (b != b' ' || prev_space) {
-            return false;
-        }
-        prev_space = space;
-    }
-    true
 }
 
 /// Normalise a configured phrase the same way texts are normalised.
@@ -191,7 +205,7 @@ mod tests {
     fn ascii_fast_path_keeps_offsets() {
         let n = Normalized::new("Hello World");
         assert_eq!(n.text, "hello world");
-        assert_eq!(n.original_span(6, 11), Some((6, 11)));
+        assert_eq!(n.original_span("Hello World", 6, 11), Some((6, 11)));
     }
 
     #[test]
@@ -210,7 +224,7 @@ mod tests {
         let original = "Say: ＩＧＮＯＲＥ\u{200B} me";
         let n = Normalized::new(original);
         let at = n.text.find("ignore").unwrap_or(usize::MAX);
-        let (s, e) = n.original_span(at, at + 6).unwrap_or((0, 0));
+        let (s, e) = n.original_span(original, at, at + 6).unwrap_or((0, 0));
         assert_eq!(&original[s..e], "ＩＧＮＯＲＥ");
     }
 
@@ -219,6 +233,62 @@ mod tests {
         let original = "a \t\n b";
         let n = Normalized::new(original);
         assert_eq!(n.text, "a b");
-        assert_eq!(n.original_span(0, 3), Some((0, original.len())));
+        assert_eq!(n.original_span(original, 0, 3), Some((0, original.len())));
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    /// Every occurrence of `needle` in the view maps back to `expected` in the original.
+    fn back(original: &str, needle: &str) -> Vec<String> {
+        let n = Normalized::new(original);
+        n.text
+            .match_indices(needle)
+            .filter_map(|(at, m)| n.original_span(original, at, at + m.len()))
+            .map(|(s, e)| original[s..e].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn ascii_runs_and_offsets_after_them() {
+        let t = "A  \t\n B\ncd   Ef";
+        assert_eq!(Normalized::new(t).text, "a b\ncd ef".replace('\n', " "));
+        assert_eq!(back(t, "b cd"), vec!["B\ncd"]);
+        assert_eq!(back(t, "ef"), vec!["Ef"]);
+        assert_eq!(back(t, "a b"), vec!["A  \t\n B"]);
+    }
+
+    #[test]
+    fn expansions_and_removals_snap_to_whole_characters() {
+        // U+FB01 (fi ligature) expands to two letters; a match inside it covers the ligature.
+        assert_eq!(back("a \u{FB01}le", "ile"), vec!["\u{FB01}le"]);
+        assert_eq!(back("x\u{200B}yz", "xyz"), vec!["x\u{200B}yz"]);
+        assert_eq!(back("Straße  ÉTÉ", "été"), vec!["ÉTÉ"]);
+        // Full-width letters are 3 bytes each in the original, 1 in the view.
+        assert_eq!(back("ＡＢＣ abc", "abc"), vec!["ＡＢＣ", "abc"]);
+    }
+
+    #[test]
+    fn spans_are_always_on_boundaries() {
+        let texts = [
+            "ﬁﬁﬁ x",
+            "é\u{200D}é  ü",
+            "ＡＢ\n\nＣ",
+            "plain text",
+            "  lead",
+        ];
+        for t in texts {
+            let n = Normalized::new(t);
+            for s in 0..n.text.len() {
+                for e in s + 1..=n.text.len() {
+                    if let Some((a, b)) = n.original_span(t, s, e) {
+                        assert!(t.get(a..b).is_some(), "{t:?} {s}..{e} -> {a}..{b}");
+                        assert!(a < b);
+                    }
+                }
+            }
+        }
     }
 }
