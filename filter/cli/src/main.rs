@@ -18,7 +18,8 @@ use tollgate_core::{PluginConfig, Policy};
 const USAGE: &str = "usage:
   tollgate scan [--config FILE]   read JSON lines on stdin, write one JSON result line per input
   tollgate config check FILE      validate a plugin configuration with the filter's own code
-  tollgate config schema          print the JSON Schema of the plugin configuration";
+  tollgate config schema          print the JSON Schema of the plugin configuration
+  tollgate features --buckets N   JSON lines {\"text\"} in, the n-gram model's features out (for training)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         ["scan", "--config", file] => scan(Some(file)),
         ["config", "check", file] => check(file),
         ["config", "schema"] => schema(),
+        ["features", "--buckets", n] => features(n),
         ["--help"] | ["-h"] | ["help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -47,6 +49,38 @@ fn load_policy(file: Option<&str>) -> Result<Policy, String> {
             Policy::from_json(&bytes).map_err(|e| format!("{f}: {e}"))
         }
     }
+}
+
+/// The n-gram model's features of each input text, computed by the filter's
+/// own code, so training sees exactly what the filter sees.
+fn features(buckets: &str) -> ExitCode {
+    let buckets: u32 = match buckets.parse() {
+        Ok(n) if u32::is_power_of_two(n) => n,
+        _ => {
+            eprintln!("--buckets must be a power of two");
+            return ExitCode::from(2);
+        }
+    };
+    let stdin = std::io::stdin();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            return ExitCode::from(1);
+        };
+        let text = serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        let view = tollgate_core::detect::normalize::Normalized::new(&text).text;
+        let f = tollgate_core::detect::ngram::features(&view, buckets);
+        let idx: Vec<u32> = f.iter().map(|p| p.0).collect();
+        let val: Vec<f32> = f.iter().map(|p| p.1).collect();
+        if writeln!(out, "{}", json!({"idx": idx, "val": val})).is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
 }
 
 fn check(file: &str) -> ExitCode {
