@@ -21,7 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = Policy::default_policy()?;
     for size in [1024, 4096, 32768] {
         let b = body(size);
-        let n = 2000;
+        let n: usize = std::env::var("N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000);
         let t = Instant::now();
         for _ in 0..n {
             let s = scan_body(&policy, ApiKind::OpenaiChat, Direction::Request, &b)?;
@@ -34,12 +37,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::hint::black_box(v);
         }
         let parse_us = parse.elapsed().as_secs_f64() / n as f64 * 1e6;
-        let text = String::from_utf8_lossy(&b).into_owned();
+        // The user message's text, as the filter scans it.
+        let v: serde_json::Value = serde_json::from_slice(&b)?;
+        let text = v["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let t = Instant::now();
         for _ in 0..n {
             std::hint::black_box(tollgate_core::detect::normalize::Normalized::new(&text));
         }
         let norm_us = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+        let base = tollgate_core::detect::normalize::Normalized::new(&text);
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(tollgate_core::detect::views::derive(&text, &base));
+        }
+        let derive_us = t.elapsed().as_secs_f64() / n as f64 * 1e6;
+        println!("        derive views {derive_us:6.1} us");
         let t = Instant::now();
         for _ in 0..n {
             std::hint::black_box(tollgate_core::scan::scan_text(

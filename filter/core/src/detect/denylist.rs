@@ -66,9 +66,19 @@ impl Detector for DenyListDetector {
     }
 
     fn scan(&self, text: &ScanText<'_>, _channel: Channel, out: &mut Vec<Finding>) {
-        let view = text.normalized();
-        for m in self.matcher.find_iter(&view.text) {
-            if let Some((start, end)) = view.original_span(text.original, m.start(), m.end()) {
+        let first = out.len();
+        for view in text.views() {
+            for m in self.matcher.find_iter(view.text) {
+                let Some((start, end)) = view.original_span(m.start(), m.end()) else {
+                    continue;
+                };
+                // The same span found in several views counts once.
+                if out
+                    .get(first..)
+                    .is_some_and(|f| f.iter().any(|f| f.start == start && f.end == end))
+                {
+                    continue;
+                }
                 out.push(Finding {
                     kind: KIND,
                     family: Family::Injection,

@@ -7,6 +7,8 @@
 pub mod denylist;
 pub mod ngram;
 pub mod normalize;
+pub mod rules;
+pub mod views;
 
 pub use denylist::DenyListDetector;
 
@@ -100,6 +102,7 @@ pub struct Finding {
 pub struct ScanText<'a> {
     pub original: &'a str,
     normalized: OnceCell<Normalized>,
+    derived: OnceCell<Vec<views::DerivedView>>,
 }
 
 impl<'a> ScanText<'a> {
@@ -107,6 +110,7 @@ impl<'a> ScanText<'a> {
         ScanText {
             original,
             normalized: OnceCell::new(),
+            derived: OnceCell::new(),
         }
     }
 
@@ -114,6 +118,16 @@ impl<'a> ScanText<'a> {
     pub fn normalized(&self) -> &Normalized {
         self.normalized
             .get_or_init(|| Normalized::new(self.original))
+    }
+
+    /// Every view: the normalised one, then the derived ones (leetspeak,
+    /// collapsed letters, decoded payloads, rot13), built on first use.
+    pub fn views(&self) -> impl Iterator<Item = views::ViewRef<'_>> {
+        let base = self.normalized();
+        let derived = self
+            .derived
+            .get_or_init(|| views::derive(self.original, base));
+        views::views(self.original, base, derived)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Unicode normalisation with a map back to the original bytes.
 //!
-//! The normalised view is: NFKC per character, lower-cased, with zero-width and
+//! The normalised view is: NFKC per character, lower-cased, look-alike letters
+//! folded to Latin ([`fold_confusable`]), with zero-width and
 //! bidi control characters removed and every run of white space folded to one
 //! ASCII space. A match in the view maps back to a span of the original text
 //! on character boundaries.
@@ -83,7 +84,7 @@ impl Builder {
         }
         for l in c.to_lowercase() {
             self.at(orig);
-            self.out.push(l);
+            self.out.push(fold_confusable(l));
         }
     }
 
@@ -149,7 +150,7 @@ impl Normalized {
 
     /// The original offset of view offset `view` (may fall inside an original
     /// character when the view expanded it; callers snap to boundaries).
-    fn map(&self, view: usize) -> usize {
+    pub(crate) fn map(&self, view: usize) -> usize {
         let i = self.marks.partition_point(|m| m.0 as usize <= view);
         match i.checked_sub(1).and_then(|i| self.marks.get(i)) {
             Some(&(v, o)) => o as usize + (view - v as usize),
@@ -175,12 +176,46 @@ impl Normalized {
     }
 }
 
-fn floor_boundary(text: &str, mut i: usize) -> usize {
+pub(crate) fn floor_boundary(text: &str, mut i: usize) -> usize {
     i = i.min(text.len());
     while i > 0 && !text.is_char_boundary(i) {
         i -= 1;
     }
     i
+}
+
+/// Fold a lower-case letter that looks like a Latin letter (Cyrillic, Greek,
+/// IPA and Latin-extended lookalikes used to dodge filters) to that letter.
+/// Mathematical and full-width forms are already folded by NFKC.
+pub fn fold_confusable(c: char) -> char {
+    match c {
+        'а' | 'α' | 'ɑ' | 'ạ' => 'a',
+        'в' | 'ʙ' | 'β' => 'b',
+        'с' | 'ϲ' | 'ċ' => 'c',
+        'ԁ' | 'ɗ' => 'd',
+        'е' | 'ё' | 'ε' | 'ҽ' | 'ẹ' => 'e',
+        'ɡ' | 'ց' => 'g',
+        'һ' | 'ʜ' => 'h',
+        'і' | 'ї' | 'ι' | 'ı' | 'ɪ' | 'ị' => 'i',
+        'ј' | 'ϳ' => 'j',
+        'κ' | 'к' | 'ĸ' => 'k',
+        'ӏ' | 'ⅼ' => 'l',
+        'м' => 'm',
+        'п' | 'η' | 'ո' => 'n',
+        'о' | 'ο' | 'σ' | 'օ' | 'ọ' => 'o',
+        'р' | 'ρ' => 'p',
+        'ԛ' => 'q',
+        'г' => 'r',
+        'ѕ' | 'ʂ' => 's',
+        'т' | 'τ' => 't',
+        'υ' | 'ս' | 'ц' => 'u',
+        'ν' | 'ѵ' => 'v',
+        'ԝ' | 'ѡ' | 'ω' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'γ' | 'ү' => 'y',
+        'ᴢ' | 'ʐ' => 'z',
+        other => other,
+    }
 }
 
 /// ASCII white space as `char::is_whitespace` sees it (including vertical tab).

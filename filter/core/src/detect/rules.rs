@@ -1,0 +1,1 @@
+//! Prompt-injection rules (being written).
