@@ -206,6 +206,9 @@ fn may_be_encoded(original: &str) -> bool {
     let mut run = 0usize;
     let mut prev = 0u8;
     for &c in original.as_bytes() {
+        if prev == b'\\' && c == b'x' {
+            return true;
+        }
         if class(c) & B64 != 0 {
             run += 1;
             if run >= MIN_BASE64.min(MIN_HEX) {
@@ -213,7 +216,7 @@ fn may_be_encoded(original: &str) -> bool {
             }
         } else {
             run = 0;
-            if c == b'%' || (prev == b'\\' && c == b'x') {
+            if c == b'%' {
                 return true;
             }
         }
