@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod detect;
+pub mod eval;
 pub mod host;
 pub mod metrics;
 pub mod redact;

@@ -5,6 +5,7 @@
 //! Later issues add the injection rules, the model, PII patterns and NER here.
 
 pub mod denylist;
+pub mod injection;
 pub mod ngram;
 pub mod normalize;
 pub mod rules;

@@ -1,0 +1,120 @@
+//! Detection-quality metrics for `tollgate eval`: AUC, F1 and the true-positive
+//! rate at a fixed false-positive rate, from (score, is_positive) pairs.
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EvalMetrics {
+    pub positives: usize,
+    pub negatives: usize,
+    /// Area under the ROC curve (ties count half).
+    pub auc: f64,
+    /// F1 when flagging scores >= `threshold`.
+    pub f1: f64,
+    pub threshold: f32,
+    /// TPR at the strictest threshold whose FPR is <= 1% / 0.1%.
+    pub tpr_at_fpr_1: f64,
+    pub tpr_at_fpr_01: f64,
+}
+
+/// AUC by the rank-sum (Mann-Whitney) statistic, ties averaged.
+pub fn auc(scores: &[(f32, bool)]) -> f64 {
+    let mut s: Vec<(f32, bool)> = scores.to_vec();
+    s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rank_sum, mut pos, mut neg) = (0.0f64, 0usize, 0usize);
+    let mut i = 0;
+    while i < s.len() {
+        let mut j = i;
+        while s.get(j).is_some_and(|x| x.0 == s[i].0) {
+            j += 1;
+        }
+        // ranks i+1 ..= j share their average
+        let avg = (i + 1 + j) as f64 / 2.0;
+        for x in s.get(i..j).unwrap_or_default() {
+            if x.1 {
+                rank_sum += avg;
+                pos += 1;
+            } else {
+                neg += 1;
+            }
+        }
+        i = j;
+    }
+    if pos == 0 || neg == 0 {
+        return f64::NAN;
+    }
+    (rank_sum - (pos * (pos + 1)) as f64 / 2.0) / (pos as f64 * neg as f64)
+}
+
+/// TPR at the lowest threshold whose FPR does not exceed `max_fpr`
+/// (items are flagged when their score is strictly above the threshold).
+pub fn tpr_at_fpr(scores: &[(f32, bool)], max_fpr: f64) -> f64 {
+    let mut neg: Vec<f32> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    let pos: Vec<f32> = scores.iter().filter(|s| s.1).map(|s| s.0).collect();
+    if neg.is_empty() || pos.is_empty() {
+        return f64::NAN;
+    }
+    neg.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (max_fpr * neg.len() as f64).floor() as usize;
+    // Threshold = the (allowed+1)-th highest negative score: at most `allowed`
+    // negatives lie strictly above it.
+    let threshold = neg.get(allowed).copied().unwrap_or(f32::NEG_INFINITY);
+    pos.iter().filter(|&&p| p > threshold).count() as f64 / pos.len() as f64
+}
+
+pub fn f1_at(scores: &[(f32, bool)], threshold: f32) -> f64 {
+    let tp = scores.iter().filter(|s| s.1 && s.0 >= threshold).count() as f64;
+    let fp = scores.iter().filter(|s| !s.1 && s.0 >= threshold).count() as f64;
+    let fn_ = scores.iter().filter(|s| s.1 && s.0 < threshold).count() as f64;
+    if tp == 0.0 {
+        return 0.0;
+    }
+    2.0 * tp / (2.0 * tp + fp + fn_)
+}
+
+pub fn metrics(scores: &[(f32, bool)], threshold: f32) -> EvalMetrics {
+    EvalMetrics {
+        positives: scores.iter().filter(|s| s.1).count(),
+        negatives: scores.iter().filter(|s| !s.1).count(),
+        auc: auc(scores),
+        f1: f1_at(scores, threshold),
+        threshold,
+        tpr_at_fpr_1: tpr_at_fpr(scores, 0.01),
+        tpr_at_fpr_01: tpr_at_fpr(scores, 0.001),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_and_inverted() {
+        let s = [(0.9, true), (0.8, true), (0.2, false), (0.1, false)];
+        assert_eq!(auc(&s), 1.0);
+        assert_eq!(tpr_at_fpr(&s, 0.01), 1.0);
+        assert_eq!(f1_at(&s, 0.5), 1.0);
+        let inv = [(0.1, true), (0.9, false)];
+        assert_eq!(auc(&inv), 0.0);
+        assert_eq!(tpr_at_fpr(&inv, 0.01), 0.0);
+    }
+
+    #[test]
+    fn ties_count_half() {
+        let s = [(0.5, true), (0.5, false)];
+        assert_eq!(auc(&s), 0.5);
+        // All-zero rule scores: nothing can be flagged strictly above a tie.
+        let z = [(0.0, true), (0.0, false), (0.0, false)];
+        assert_eq!(tpr_at_fpr(&z, 0.01), 0.0);
+    }
+
+    #[test]
+    fn tpr_at_fpr_allows_the_budget() {
+        // 100 negatives at 0.0..0.99, 1 of them (0.99) may be above the threshold at 1%.
+        let mut s: Vec<(f32, bool)> = (0..100).map(|i| (i as f32 / 100.0, false)).collect();
+        s.push((0.985, true));
+        s.push((0.995, true));
+        // threshold = second-highest negative (0.98): both positives are above.
+        assert_eq!(tpr_at_fpr(&s, 0.01), 1.0);
+        // 0.1% of 100 = 0 negatives: threshold 0.99: only 0.995 is above.
+        assert_eq!(tpr_at_fpr(&s, 0.001), 0.5);
+    }
+}
