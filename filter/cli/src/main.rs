@@ -19,6 +19,9 @@ const USAGE: &str = "usage:
   tollgate scan [--config FILE]   read JSON lines on stdin, write one JSON result line per input
   tollgate config check FILE      validate a plugin configuration with the filter's own code
   tollgate config schema          print the JSON Schema of the plugin configuration
+  tollgate eval --task injection FILE.jsonl [--json]
+                                  AUC, F1, TPR at FPR 1% / 0.1% for rules, model and combined
+                                  (lines: {\"text\", \"label\": 0|1, \"channel\"?})
   tollgate features --buckets N   JSON lines {\"text\"} in, the n-gram model's features out (for training)";
 
 fn main() -> ExitCode {
@@ -30,6 +33,8 @@ fn main() -> ExitCode {
         ["config", "check", file] => check(file),
         ["config", "schema"] => schema(),
         ["features", "--buckets", n] => features(n),
+        ["eval", "--task", "injection", file] => eval_injection(file, false),
+        ["eval", "--task", "injection", file, "--json"] => eval_injection(file, true),
         ["--help"] | ["-h"] | ["help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -80,6 +85,115 @@ fn features(buckets: &str) -> ExitCode {
         }
     }
     let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
+/// Score a labelled file with the built-in injection detector and print
+/// AUC, F1 and TPR at fixed FPR for rules only, model only and combined.
+fn eval_injection(file: &str, as_json: bool) -> ExitCode {
+    use tollgate_core::detect::injection::{ChannelThresholds, InjectionDetector, Thresholds};
+    use tollgate_core::detect::ScanText;
+    use tollgate_core::eval::metrics;
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{file}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let rules = match tollgate_core::detect::rules::builtin() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("built-in rules: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let model = match tollgate_core::detect::ngram::builtin() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("built-in model: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let t = Some(Thresholds {
+        flag: 0.5,
+        block: 0.8,
+    });
+    let all = ChannelThresholds {
+        user: t,
+        system: t,
+        assistant: t,
+        tool: t,
+        document: t,
+    };
+    let detector = InjectionDetector::new("eval", Some(Box::new(rules)), Some(model), all);
+    let (mut r, mut m, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{file}:{}: {e}", n + 1);
+                return ExitCode::from(1);
+            }
+        };
+        let label = match &v["label"] {
+            Value::Number(x) if x.as_u64() == Some(1) => true,
+            Value::Number(x) if x.as_u64() == Some(0) => false,
+            Value::Bool(b) => *b,
+            other => {
+                eprintln!("{file}:{}: label must be 0 or 1, got {other}", n + 1);
+                return ExitCode::from(1);
+            }
+        };
+        let Some(t) = v["text"].as_str() else {
+            eprintln!("{file}:{}: text must be a string", n + 1);
+            return ExitCode::from(1);
+        };
+        let channel = match v["channel"].as_str() {
+            Some("tool") => Channel::Tool,
+            Some("document") => Channel::Document,
+            Some("system") => Channel::System,
+            _ => Channel::User,
+        };
+        let (_, s) = detector.score(&ScanText::new(t), channel);
+        r.push((s.rules, label));
+        m.push((s.model, label));
+        c.push((s.combined, label));
+    }
+    let rows = [
+        ("rules", metrics(&r, 0.5)),
+        ("model", metrics(&m, 0.5)),
+        ("combined", metrics(&c, 0.5)),
+    ];
+    if as_json {
+        let obj: serde_json::Map<String, Value> = rows
+            .iter()
+            .map(|(name, x)| {
+                (
+                    name.to_string(),
+                    json!({"auc": x.auc, "f1": x.f1, "threshold": x.threshold,
+                           "tpr_at_fpr_1pct": x.tpr_at_fpr_1, "tpr_at_fpr_0_1pct": x.tpr_at_fpr_01,
+                           "positives": x.positives, "negatives": x.negatives}),
+                )
+            })
+            .collect();
+        println!("{}", Value::Object(obj));
+    } else {
+        println!(
+            "{file}: {} positives, {} negatives",
+            rows[0].1.positives, rows[0].1.negatives
+        );
+        println!("detector    AUC     F1@0.5  TPR@FPR1%  TPR@FPR0.1%");
+        for (name, x) in &rows {
+            println!(
+                "{name:<10} {:6.4}  {:6.4}  {:9.4}  {:11.4}",
+                x.auc, x.f1, x.tpr_at_fpr_1, x.tpr_at_fpr_01
+            );
+        }
+    }
     ExitCode::SUCCESS
 }
 

@@ -9,6 +9,7 @@ mod raw;
 pub use raw::*;
 
 use crate::api::ApiKind;
+use crate::detect::injection::{ChannelThresholds, InjectionDetector, Thresholds};
 use crate::detect::{DenyListDetector, Detector};
 use std::fmt;
 
@@ -158,27 +159,33 @@ impl PluginConfig {
         let mut detectors: Vec<Box<dyn Detector>> = Vec::with_capacity(self.detectors.len());
         let mut ids: Vec<&str> = Vec::new();
         for (i, d) in self.detectors.iter().enumerate() {
+            let id = match d {
+                DetectorConfig::DenyList(c) => &c.id,
+                DetectorConfig::Injection(c) => &c.id,
+            };
+            if id.is_empty()
+                || !id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                return Err(ConfigError::at(
+                    format!("detectors[{i}].id"),
+                    "must be non-empty and use only letters, digits, '-' and '_'",
+                ));
+            }
+            if ids.contains(&id.as_str()) {
+                return Err(ConfigError::at(
+                    format!("detectors[{i}].id"),
+                    format!("duplicate detector id {id:?}"),
+                ));
+            }
+            ids.push(id);
             match d {
+                DetectorConfig::Injection(c) => {
+                    detectors.push(Box::new(compile_injection(i, c)?));
+                }
                 DetectorConfig::DenyList(c) => {
                     let at = |field: &str| format!("detectors[{i}].{field}");
-                    if c.id.is_empty()
-                        || !c
-                            .id
-                            .chars()
-                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-                    {
-                        return Err(ConfigError::at(
-                            at("id"),
-                            "must be non-empty and use only letters, digits, '-' and '_'",
-                        ));
-                    }
-                    if ids.contains(&c.id.as_str()) {
-                        return Err(ConfigError::at(
-                            at("id"),
-                            format!("duplicate detector id {:?}", c.id),
-                        ));
-                    }
-                    ids.push(&c.id);
                     if c.phrases.is_empty() {
                         return Err(ConfigError::at(at("phrases"), "must not be empty"));
                     }
@@ -212,6 +219,58 @@ impl PluginConfig {
             expose_findings: self.expose_findings,
         })
     }
+}
+
+fn compile_injection(i: usize, c: &InjectionConfig) -> Result<InjectionDetector, ConfigError> {
+    let at = |field: &str| format!("detectors[{i}].{field}");
+    let ch = &c.channels;
+    let mut thresholds = ChannelThresholds {
+        user: None,
+        system: None,
+        assistant: None,
+        tool: None,
+        document: None,
+    };
+    for (name, t, slot) in [
+        ("user", ch.user, &mut thresholds.user),
+        ("system", ch.system, &mut thresholds.system),
+        ("assistant", ch.assistant, &mut thresholds.assistant),
+        ("tool", ch.tool, &mut thresholds.tool),
+        ("document", ch.document, &mut thresholds.document),
+    ] {
+        let ok = |v: f32| v.is_finite() && (0.0..=1.0).contains(&v);
+        if !ok(t.flag) || !ok(t.block) || t.flag > t.block {
+            return Err(ConfigError::at(
+                at(&format!("channels.{name}")),
+                "flag and block must be in 0..=1 with flag <= block",
+            ));
+        }
+        if t.enabled {
+            *slot = Some(Thresholds {
+                flag: t.flag,
+                block: t.block,
+            });
+        }
+    }
+    let rules: Option<Box<dyn Detector>> = if c.rules {
+        let r = crate::detect::rules::builtin()
+            .map_err(|e| ConfigError::at(at("rules"), format!("built-in rules: {e}")))?;
+        Some(Box::new(r))
+    } else {
+        None
+    };
+    let model = if c.model {
+        Some(
+            crate::detect::ngram::builtin()
+                .map_err(|e| ConfigError::at(at("model"), format!("built-in model: {e}")))?,
+        )
+    } else {
+        None
+    };
+    if rules.is_none() && model.is_none() {
+        return Err(ConfigError::at(at("rules"), "rules and model are both off"));
+    }
+    Ok(InjectionDetector::new(&c.id, rules, model, thresholds))
 }
 
 /// Upper bound on `maxBodyBytes` (64 MiB): every byte is held in the VM.

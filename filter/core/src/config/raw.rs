@@ -79,6 +79,96 @@ pub struct RouteConfig {
 pub enum DetectorConfig {
     /// Phrases matched case-insensitively after Unicode normalisation.
     DenyList(DenyListConfig),
+    /// Prompt injection and jailbreaks: curated rules plus the n-gram model.
+    Injection(InjectionConfig),
+}
+
+/// The prompt-injection detector.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InjectionConfig {
+    /// Identifier used in rule ids (`<id>.model`), metrics and logs.
+    pub id: String,
+    /// Use the built-in curated rules (`filter/core/rules/injection.json`).
+    #[serde(default = "yes")]
+    pub rules: bool,
+    /// Use the built-in n-gram model (`models/injection/ngram.tgng`).
+    #[serde(default = "yes")]
+    pub model: bool,
+    /// Thresholds on the combined score per channel.
+    #[serde(default)]
+    pub channels: InjectionChannelsConfig,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Thresholds per channel. Indirect injection lives in tool results and
+/// documents, so those default to lower thresholds; assistant text is not scored by default.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InjectionChannelsConfig {
+    #[serde(default = "direct_thresholds")]
+    pub user: ThresholdsConfig,
+    #[serde(default = "direct_thresholds")]
+    pub system: ThresholdsConfig,
+    #[serde(default = "off_thresholds")]
+    pub assistant: ThresholdsConfig,
+    #[serde(default = "indirect_thresholds")]
+    pub tool: ThresholdsConfig,
+    #[serde(default = "indirect_thresholds")]
+    pub document: ThresholdsConfig,
+}
+
+impl Default for InjectionChannelsConfig {
+    fn default() -> Self {
+        InjectionChannelsConfig {
+            user: direct_thresholds(),
+            system: direct_thresholds(),
+            assistant: off_thresholds(),
+            tool: indirect_thresholds(),
+            document: indirect_thresholds(),
+        }
+    }
+}
+
+/// Scores at or above `flag` are flagged, at or above `block` blocked.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ThresholdsConfig {
+    /// Score this channel at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    pub flag: f32,
+    pub block: f32,
+}
+
+fn direct_thresholds() -> ThresholdsConfig {
+    ThresholdsConfig {
+        enabled: true,
+        flag: 0.5,
+        block: 0.8,
+    }
+}
+
+fn indirect_thresholds() -> ThresholdsConfig {
+    ThresholdsConfig {
+        enabled: true,
+        flag: 0.4,
+        block: 0.7,
+    }
+}
+
+fn off_thresholds() -> ThresholdsConfig {
+    ThresholdsConfig {
+        enabled: false,
+        flag: 0.5,
+        block: 0.8,
+    }
 }
 
 /// A deny list of phrases.
@@ -127,7 +217,8 @@ impl<'de> Deserialize<'de> for DetectorConfig {
         let rest = serde_json::Value::Object(map);
         match kind.as_str() {
             "denyList" => variant(rest).map(DetectorConfig::DenyList),
-            other => Err(D::Error::unknown_variant(other, &["denyList"])),
+            "injection" => variant(rest).map(DetectorConfig::Injection),
+            other => Err(D::Error::unknown_variant(other, &["denyList", "injection"])),
         }
     }
 }

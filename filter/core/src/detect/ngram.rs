@@ -118,6 +118,13 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
         .map(u32::from_le_bytes)
 }
 
+/// The model shipped in the filter (`models/injection/ngram.tgng`, embedded).
+pub fn builtin() -> Result<NgramModel, NgramModelError> {
+    NgramModel::from_bytes(BUILTIN)
+}
+
+const BUILTIN: &[u8] = include_bytes!("../../../../models/injection/ngram.tgng");
+
 impl NgramModel {
     pub fn from_bytes(b: &[u8]) -> Result<NgramModel, NgramModelError> {
         if b.get(0..4) != Some(b"TGNG".as_slice()) {

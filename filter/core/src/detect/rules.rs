@@ -498,7 +498,10 @@ fn compile_rule(index: usize, entry: serde_json::Value) -> Result<(Rule, String)
     if !is_owasp_id(&raw.owasp) {
         return Err(invalid(
             "owasp",
-            format!("{:?} is not an OWASP LLM Top 10 id (LLM01..LLM10)", raw.owasp),
+            format!(
+                "{:?} is not an OWASP LLM Top 10 id (LLM01..LLM10)",
+                raw.owasp
+            ),
         ));
     }
     if raw.languages.is_empty() {
@@ -540,10 +543,7 @@ fn compile_rule(index: usize, entry: serde_json::Value) -> Result<(Rule, String)
             invalid("pattern", regex_error_message(&shown))
         })?;
     if regex.is_match("") || regex.find_iter("a b").any(|m| m.is_empty()) {
-        return Err(invalid(
-            "pattern",
-            "matches the empty string".to_string(),
-        ));
+        return Err(invalid("pattern", "matches the empty string".to_string()));
     }
     let info = RuleInfo {
         id: raw.id,
@@ -642,7 +642,9 @@ fn prepare_pattern(pattern: &str) -> Result<String, String> {
                                 _ => 8,
                             };
                             for _ in 0..len {
-                                match chars.next_if(|n| e == 'p' || e == 'P' || n.is_ascii_hexdigit()) {
+                                match chars
+                                    .next_if(|n| e == 'p' || e == 'P' || n.is_ascii_hexdigit())
+                                {
                                     Some(n) => out.push(n),
                                     None => break,
                                 }
@@ -658,7 +660,7 @@ fn prepare_pattern(pattern: &str) -> Result<String, String> {
             '(' if chars.peek() == Some(&'?') => {
                 // Flags and group names (`(?i:`, `(?-u:`, `(?P<Name>`) are not literals.
                 out.push('(');
-                for n in chars.by_ref() {
+                while let Some(n) = chars.next() {
                     out.push(n);
                     if n == '>' || matches!(chars.peek(), Some(':' | ')')) {
                         break;
@@ -693,8 +695,9 @@ fn check_literal(c: char) -> Result<(), String> {
     }
     if !c.is_ascii() {
         let mut buf = [0u8; 4];
-        let n = Normalized::new(c.encode_utf8(&mut buf)).text;
-        if n != c.encode_utf8(&mut buf) {
+        let literal: &str = c.encode_utf8(&mut buf);
+        let n = Normalized::new(literal).text;
+        if n != literal {
             return Err(format!(
                 "literal {c:?} is not in the view's normal form (it becomes {n:?})"
             ));
