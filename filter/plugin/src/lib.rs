@@ -76,6 +76,7 @@ impl RootContext for GuardRoot {
             flow: RequestFlow::new(policy),
             host: ProxyWasmHost {
                 metrics: self.metrics.clone(),
+                headers: RefCell::new(None),
             },
         }))
     }
@@ -125,16 +126,28 @@ impl HttpContext for GuardStream {
 /// level and otherwise ignored: the core treats a missing value as absent.
 struct ProxyWasmHost {
     metrics: Rc<Metrics>,
+    /// All request headers, read with one hostcall on first use (each
+    /// single-header hostcall costs a call back into the VM); dropped on any change.
+    headers: RefCell<Option<Vec<(String, String)>>>,
 }
 
 impl Host for ProxyWasmHost {
     fn request_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
+        let mut cache = self.headers.borrow_mut();
+        let all = cache.get_or_insert_with(|| {
+            hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default()
+        });
+        all.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     }
 
     fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        if value.is_none() && self.request_header(name).is_none() {
+            // Removing an absent header: skip the hostcall.
+            return;
+        }
+        *self.headers.borrow_mut() = None;
         if let Err(e) = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, value) {
             log::debug!("tollgate: set_map_value({name}) failed: {e:?}");
         }

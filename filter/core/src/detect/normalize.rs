@@ -99,6 +99,12 @@ impl Builder {
 impl Normalized {
     /// Build the normalised view of `text`.
     pub fn new(text: &str) -> Normalized {
+        if let Some(lower) = ascii_simple_lower(text) {
+            return Normalized {
+                text: lower,
+                marks: Vec::new(),
+            };
+        }
         if text.is_ascii() {
             return Normalized::from_ascii(text);
         }
@@ -223,6 +229,52 @@ fn is_ascii_space(b: u8) -> bool {
     matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
 }
 
+/// The common case in one pass, 8 bytes at a time: `Some(lower-cased copy)`
+/// when the text is ASCII without control bytes and without two spaces in a
+/// row, so offsets do not move; `None` sends it down the general path.
+fn ascii_simple_lower(text: &str) -> Option<String> {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const SPACES: u64 = 0x2020_2020_2020_2020;
+    let bytes = text.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut prev_space = false;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let w = u64::from_le_bytes(a);
+        // Non-ASCII, or a byte below 0x20 (tab, CR, LF and other controls).
+        if w & HI != 0 || (w.wrapping_sub(SPACES) & !w & HI) != 0 {
+            return None;
+        }
+        // High bit set exactly in the bytes that are spaces; then two in a row.
+        let x = w ^ SPACES;
+        let sp = !(((x & LO7).wrapping_add(LO7)) | x | LO7);
+        if sp & (sp >> 8) != 0 || (prev_space && sp & 0x80 != 0) {
+            return None;
+        }
+        prev_space = sp >> 63 != 0;
+        // 'A'..='Z' to lower case: bytes are < 0x80, so no carry between bytes.
+        let ge_a = w.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+        let gt_z = w.wrapping_add(0x2525_2525_2525_2525);
+        let upper = ge_a & !gt_z & HI;
+        out.extend_from_slice(&(w | (upper >> 2)).to_le_bytes());
+    }
+    for &b in chunks.remainder() {
+        if !b.is_ascii() || b < 0x20 {
+            return None;
+        }
+        let space = b == b' ';
+        if space && prev_space {
+            return None;
+        }
+        prev_space = space;
+        out.push(b.to_ascii_lowercase());
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Normalise a configured phrase the same way texts are normalised.
 pub fn normalize_phrase(phrase: &str) -> String {
     Normalized::new(phrase.trim()).text
@@ -322,6 +374,40 @@ mod span_tests {
                         assert!(t.get(a..b).is_some(), "{t:?} {s}..{e} -> {a}..{b}");
                         assert!(a < b);
                     }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod swar_tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_agrees_with_the_byte_loop() {
+        // Deterministic pseudo-random ASCII over an alphabet rich in edge bytes.
+        let alphabet = b"aZz@[`{ AMmq09\t\n\r\x0b\x7f  .,-";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200 {
+            for _ in 0..20 {
+                let s: String = (0..len)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        alphabet[(state % alphabet.len() as u64) as usize] as char
+                    })
+                    .collect();
+                let general = Normalized::from_ascii(&s);
+                if let Some(fast) = ascii_simple_lower(&s) {
+                    assert_eq!(fast, general.text, "{s:?}");
+                    assert!(general.marks.is_empty(), "{s:?}");
+                } else {
+                    assert!(
+                        s.bytes().any(|b| b < 0x20) || s.contains("  "),
+                        "fast path refused simple text {s:?}"
+                    );
                 }
             }
         }
