@@ -178,14 +178,21 @@ struct Hints {
 /// One pass over the normalised view.
 fn hints(base: &str) -> Hints {
     let mut h = Hints::default();
-    let mut prev = 0u8;
+    let (mut pp, mut p) = (0u8, 0u8);
     let mut singles = 0;
     let mut token_chars = 0;
     for &c in base.as_bytes() {
         let k = class(c);
-        if !h.leet && ((prev & ALPHA != 0 && k & LEET != 0) || (prev & LEET != 0 && k & ALPHA != 0))
-        {
-            h.leet = true;
+        // `p` is a leet character: a digit next to a letter (`h3llo`, `1gnore`),
+        // or a symbol between letters (`p@ss`; not `hello!`).
+        if !h.leet && class(p) & LEET != 0 {
+            let letter_before = class(pp) & ALPHA != 0;
+            let letter_after = k & ALPHA != 0;
+            h.leet = if p.is_ascii_digit() {
+                letter_before || letter_after
+            } else {
+                letter_before && letter_after
+            };
         }
         if k & SEP != 0 {
             singles = if token_chars == 1 { singles + 1 } else { 0 };
@@ -196,7 +203,8 @@ fn hints(base: &str) -> Hints {
                 h.collapsed = true;
             }
         }
-        prev = k;
+        pp = p;
+        p = c;
     }
     h
 }
