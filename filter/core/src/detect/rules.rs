@@ -421,7 +421,7 @@ impl Detector for InjectionRulesDetector {
         }
         // Most severe rules first, so the cap drops the least important findings.
         let mut fired: Vec<&Rule> = matches.iter().filter_map(|i| self.rules.get(i)).collect();
-        fired.sort_by(|a, b| b.info.severity.cmp(&a.info.severity));
+        fired.sort_by_key(|f| std::cmp::Reverse(f.info.severity));
         let mut budget = MAX_FINDINGS;
         for rule in fired {
             let mut taken = 0;
