@@ -419,7 +419,8 @@ fn unknown_family_is_rejected() {
 
 #[test]
 fn other_invalid_fields_are_rejected() {
-    let cases: Vec<(Box<dyn FnOnce(&mut serde_json::Value)>, &str)> = vec![
+    type Mutate = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let cases: Vec<(Mutate, &str)> = vec![
         (
             Box::new(|r| r["severity"] = "severe".into()),
             "rules[0] (t.one).severity: unknown severity \"severe\" (expected one of: low, medium, high, critical)",
