@@ -138,6 +138,7 @@ pub fn recorded_header(req: &Value, name: &str) -> Option<String> {
 pub struct Envoy {
     pub listener: u16,
     pub alt_listener: u16,
+    pub inj_listener: u16,
     pub admin: u16,
     pub log: PathBuf,
     proc: Proc,
@@ -154,10 +155,12 @@ impl Envoy {
             ));
         }
         let (listener, alt_listener, admin) = (free_port()?, free_port()?, free_port()?);
+        let inj_listener = free_port()?;
         let text = std::fs::read_to_string(root().join(config)).map_err(|e| e.to_string())?;
         let text = text
             .replace("port_value: 10000", &format!("port_value: {listener}"))
             .replace("port_value: 10001", &format!("port_value: {alt_listener}"))
+            .replace("port_value: 10002", &format!("port_value: {inj_listener}"))
             .replace("port_value: 9901", &format!("port_value: {admin}"))
             .replace("port_value: 18080", &format!("port_value: {upstream_port}"))
             .replace(
@@ -187,6 +190,7 @@ impl Envoy {
         let mut envoy = Envoy {
             listener,
             alt_listener,
+            inj_listener,
             admin,
             log,
             proc: Proc {
@@ -222,6 +226,10 @@ impl Envoy {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.listener)
+    }
+
+    pub fn inj_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.inj_listener)
     }
 
     pub fn alt_url(&self, path: &str) -> String {
