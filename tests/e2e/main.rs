@@ -628,11 +628,6 @@ fn injection_blocked(ctx: &Ctx) -> Result<()> {
         let r = post(&ctx.envoy.inj_url(path), body, &[])?;
         check!(r.status == 403, "attack {i} got {}: {}", r.status, r.text());
         check!(
-            r.header("x-tollgate-findings").is_none() || r.text().contains("PROMPT_INJECTION"),
-            "attack {i}: {}",
-            r.text()
-        );
-        check!(
             r.text().contains("PROMPT_INJECTION"),
             "attack {i}: {}",
             r.text()
