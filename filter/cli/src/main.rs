@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use tollgate_core::api::Direction;
 use tollgate_core::detect::{Action, Channel, Family, Finding};
 use tollgate_core::redact::redact;
-use tollgate_core::scan::{decide, injection_summary, scan_text, scan_value};
+use tollgate_core::scan::{decide, injection_score, injection_summary, scan_text, scan_value};
 use tollgate_core::{PluginConfig, Policy};
 
 const USAGE: &str = "usage:
@@ -312,11 +312,13 @@ fn scan_input(policy: &Policy, input: &Value) -> Result<Value, String> {
             let findings = scan_text(policy, text, channel);
             let action = decide(&findings);
             let redacted = (action == Action::Redact).then(|| redact(text, &findings));
+            let model = injection_score(policy, text, channel);
             Ok(output(
                 action,
                 &findings,
                 pii_entries(&findings, None),
                 redacted,
+                model,
             ))
         }
         (None, Some(request)) => {
@@ -347,7 +349,12 @@ fn scan_input(policy: &Policy, input: &Value) -> Result<Value, String> {
                 (Some(body), Action::Redact) => Some(String::from_utf8_lossy(body).into_owned()),
                 _ => None,
             };
-            Ok(output(scan.action, &findings, pii, redacted))
+            let model = scan
+                .segments
+                .iter()
+                .map(|s| injection_score(policy, &s.text, s.channel))
+                .fold(0.0f32, f32::max);
+            Ok(output(scan.action, &findings, pii, redacted, model))
         }
         (Some(_), Some(_)) => Err("give either `text` or `request`, not both".into()),
         (None, None) => Err("missing `text` (or `path` and `request`)".into()),
@@ -387,8 +394,10 @@ fn output(
     findings: &[Finding],
     pii: Vec<Value>,
     redacted: Option<String>,
+    detector_score: f32,
 ) -> Value {
     let (score, rules) = injection_summary(findings);
+    let score = score.max(detector_score);
     json!({
         "action": action.as_str(),
         "injection": {"score": score, "rules": rules},

@@ -20,6 +20,16 @@ pub fn scan_text(policy: &Policy, text: &str, channel: Channel) -> Vec<Finding> 
     out
 }
 
+/// The highest injection score any detector gives `text` (0 when none scores).
+pub fn injection_score(policy: &Policy, text: &str, channel: Channel) -> f32 {
+    let view = ScanText::new(text);
+    policy
+        .detectors
+        .iter()
+        .filter_map(|d| d.injection_score(&view, channel))
+        .fold(0.0f32, f32::max)
+}
+
 /// The decision for a set of findings: the most severe action.
 pub fn decide<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Action {
     findings

@@ -103,6 +103,11 @@ impl Detector for InjectionDetector {
         self.thresholds.get(channel).is_some()
     }
 
+    fn injection_score(&self, text: &ScanText<'_>, channel: Channel) -> Option<f32> {
+        self.applies_to(channel)
+            .then(|| self.score(text, channel).1.combined)
+    }
+
     fn scan(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>) {
         let Some(t) = self.thresholds.get(channel) else {
             return;

@@ -140,4 +140,9 @@ pub trait Detector: Send + Sync {
     fn applies_to(&self, channel: Channel) -> bool;
     /// Scan `text` and push findings whose spans index into `text.original`.
     fn scan(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>);
+    /// The injection score of `text` (0..1) even when below every threshold,
+    /// for detectors that compute one (reported by `tollgate scan`).
+    fn injection_score(&self, _text: &ScanText<'_>, _channel: Channel) -> Option<f32> {
+        None
+    }
 }
