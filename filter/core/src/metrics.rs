@@ -13,6 +13,8 @@ pub enum Metric {
     LocalReply(u16),
     BodyBytesScanned,
     NonJsonPassthrough,
+    /// A detector ran out of its time budget and the request went on without it.
+    Degraded(&'static str),
     /// Histogram, microseconds spent in detection per request.
     DetectorTimeUs,
 }
@@ -30,6 +32,7 @@ impl Metric {
                 reason.to_ascii_lowercase()
             ),
             Metric::LocalReply(status) => format!("tollgate.local_replies.status.{status}"),
+            Metric::Degraded(detector) => format!("tollgate.degraded.detector.{detector}"),
             Metric::BodyBytesScanned => "tollgate.body_bytes_scanned".into(),
             Metric::NonJsonPassthrough => "tollgate.non_json_passthrough".into(),
             Metric::DetectorTimeUs => "tollgate.detector_time_us".into(),

@@ -20,6 +20,8 @@ pub enum RefusalReason {
     BodyTooLarge,
     /// The body is not valid JSON.
     MalformedJson,
+    /// A detector in `block` mode ran out of its time budget.
+    Degraded(&'static str),
 }
 
 impl RefusalReason {
@@ -28,6 +30,7 @@ impl RefusalReason {
             RefusalReason::Policy(_) => 403,
             RefusalReason::BodyTooLarge => 413,
             RefusalReason::MalformedJson => 400,
+            RefusalReason::Degraded(_) => 503,
         }
     }
 
@@ -37,6 +40,7 @@ impl RefusalReason {
             RefusalReason::Policy(_) => "content_policy_violation",
             RefusalReason::BodyTooLarge => "request_too_large",
             RefusalReason::MalformedJson => "invalid_json",
+            RefusalReason::Degraded(_) => "detector_unavailable",
         }
     }
 
@@ -46,11 +50,15 @@ impl RefusalReason {
             RefusalReason::Policy(kind) => kind,
             RefusalReason::BodyTooLarge => "BODY_TOO_LARGE",
             RefusalReason::MalformedJson => "MALFORMED_JSON",
+            RefusalReason::Degraded(_) => "DEGRADED",
         }
     }
 
     fn openai_type(self) -> &'static str {
-        "invalid_request_error"
+        match self {
+            RefusalReason::Degraded(_) => "server_error",
+            _ => "invalid_request_error",
+        }
     }
 
     fn anthropic_type(self) -> &'static str {
@@ -58,6 +66,7 @@ impl RefusalReason {
             RefusalReason::Policy(_) => "permission_error",
             RefusalReason::BodyTooLarge => "request_too_large",
             RefusalReason::MalformedJson => "invalid_request_error",
+            RefusalReason::Degraded(_) => "api_error",
         }
     }
 }

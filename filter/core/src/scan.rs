@@ -3,7 +3,7 @@
 
 use crate::api::{self, ApiKind, Direction, Segment};
 use crate::config::{Policy, UnknownJson};
-use crate::detect::{Action, Channel, Family, Finding, ScanText};
+use crate::detect::{Action, Channel, Family, Finding, OnTimeout, ScanText};
 use crate::redact::redact;
 use serde_json::Value;
 
@@ -57,6 +57,9 @@ pub struct BodyScan {
     pub rewritten: Option<Vec<u8>>,
     /// Bytes of text handed to detectors.
     pub text_bytes: usize,
+    /// Detectors that ran out of their time budget (skipped for the rest of
+    /// the body), with what that means for the request.
+    pub degraded: Vec<(&'static str, OnTimeout)>,
 }
 
 /// The body is not valid JSON; the message says where and why.
@@ -71,24 +74,66 @@ pub fn scan_body(
     dir: Direction,
     body: &[u8],
 ) -> Result<BodyScan, MalformedBody> {
+    scan_body_timed(policy, api, dir, body, &|| 0)
+}
+
+/// [`scan_body`] with a clock (microseconds) for detector time budgets.
+pub fn scan_body_timed(
+    policy: &Policy,
+    api: ApiKind,
+    dir: Direction,
+    body: &[u8],
+    clock: &dyn Fn() -> u64,
+) -> Result<BodyScan, MalformedBody> {
     let value: Value = serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
-    Ok(scan_value(policy, api, dir, value))
+    Ok(scan_value_timed(policy, api, dir, value, clock))
 }
 
 /// Scan an already parsed body.
-pub fn scan_value(policy: &Policy, api: ApiKind, dir: Direction, mut value: Value) -> BodyScan {
+pub fn scan_value(policy: &Policy, api: ApiKind, dir: Direction, value: Value) -> BodyScan {
+    scan_value_timed(policy, api, dir, value, &|| 0)
+}
+
+/// [`scan_value`] with a clock (microseconds) for detector time budgets.
+pub fn scan_value_timed(
+    policy: &Policy,
+    api: ApiKind,
+    dir: Direction,
+    mut value: Value,
+    clock: &dyn Fn() -> u64,
+) -> BodyScan {
     let scan_unknown = policy.unknown_json == UnknownJson::ScanStrings;
     let segments = api::extract(api, dir, &value, scan_unknown);
     let mut findings = Vec::new();
     let mut text_bytes = 0;
+    let mut spent = vec![0u64; policy.detectors.len()];
+    let mut degraded: Vec<(&'static str, OnTimeout)> = Vec::new();
+    let mut over = vec![false; policy.detectors.len()];
     for (i, seg) in segments.iter().enumerate() {
         text_bytes += seg.text.len();
-        for finding in scan_text(policy, &seg.text, seg.channel) {
-            findings.push(BodyFinding {
-                segment: i,
-                finding,
-            });
+        let view = ScanText::new(&seg.text);
+        let mut out = Vec::new();
+        for (d_index, d) in policy.detectors.iter().enumerate() {
+            if over.get(d_index).copied().unwrap_or(true) || !d.applies_to(seg.channel) {
+                continue;
+            }
+            let started = clock();
+            d.scan(&view, seg.channel, &mut out);
+            if let (Some((budget, mode)), Some(total)) = (d.budget(), spent.get_mut(d_index)) {
+                *total += clock().saturating_sub(started);
+                if *total > budget {
+                    if let Some(o) = over.get_mut(d_index) {
+                        *o = true;
+                    }
+                    degraded.push((d.name(), mode));
+                }
+            }
         }
+        out.sort_by_key(|f| (f.start, f.end));
+        findings.extend(out.into_iter().map(|finding| BodyFinding {
+            segment: i,
+            finding,
+        }));
     }
     let action = decide(findings.iter().map(|f| &f.finding));
     let mut rewritten = None;
@@ -119,6 +164,7 @@ pub fn scan_value(policy: &Policy, api: ApiKind, dir: Direction, mut value: Valu
         findings,
         rewritten,
         text_bytes,
+        degraded,
     }
 }
 

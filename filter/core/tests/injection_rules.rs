@@ -668,3 +668,17 @@ fn dump_misses() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn print_anchors() {
+    for r in builtin().rules() {
+        let shown: Vec<Vec<&String>> = r
+            .anchors
+            .iter()
+            .map(|s| s.iter().take(6).collect())
+            .collect();
+        let n: usize = r.anchors.iter().map(Vec::len).sum();
+        println!("{:<44} {n:>3} {:?}", r.id, shown);
+    }
+}

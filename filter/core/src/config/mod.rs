@@ -270,7 +270,33 @@ fn compile_injection(i: usize, c: &InjectionConfig) -> Result<InjectionDetector,
     if rules.is_none() && model.is_none() {
         return Err(ConfigError::at(at("rules"), "rules and model are both off"));
     }
-    Ok(InjectionDetector::new(&c.id, rules, model, thresholds))
+    let budget = match &c.time_budget {
+        None => None,
+        Some(d) => Some((
+            parse_duration_us(d).map_err(|e| ConfigError::at(at("timeBudget"), e))?,
+            c.on_timeout,
+        )),
+    };
+    Ok(InjectionDetector::new(&c.id, rules, model, thresholds).with_budget(budget))
+}
+
+/// `"250ms"`, `"800us"`, `"1s"` to microseconds.
+pub fn parse_duration_us(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like \"5ms\""))?;
+    let scale = match unit {
+        "us" | "µs" => 1,
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        _ => return Err(format!("{s:?}: the unit must be us, ms or s")),
+    };
+    n.checked_mul(scale)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{s:?} must be above zero and fit in 64 bits"))
 }
 
 /// Upper bound on `maxBodyBytes` (64 MiB): every byte is held in the VM.

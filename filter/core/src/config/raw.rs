@@ -99,6 +99,14 @@ pub struct InjectionConfig {
     /// Thresholds on the combined score per channel.
     #[serde(default)]
     pub channels: InjectionChannelsConfig,
+    /// Time the detector may spend per request, e.g. `"5ms"` or `"800us"`;
+    /// absent means no budget.
+    #[serde(default)]
+    pub time_budget: Option<String>,
+    /// What a request gets when the budget runs out: `allow` (forwarded with
+    /// `x-tollgate-degraded`) or `block` (503).
+    #[serde(default)]
+    pub on_timeout: crate::detect::OnTimeout,
 }
 
 fn yes() -> bool {

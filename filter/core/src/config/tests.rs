@@ -120,3 +120,34 @@ fn route_overrides_win_over_the_path() {
     );
     assert_eq!(p.api_for_path("/other"), ApiKind::UnknownJson);
 }
+
+#[test]
+fn injection_time_budget_is_parsed_and_checked() {
+    assert_eq!(parse_duration_us("5ms"), Ok(5_000));
+    assert_eq!(parse_duration_us("800us"), Ok(800));
+    assert_eq!(parse_duration_us("1s"), Ok(1_000_000));
+    assert_eq!(
+        err(
+            r#"{"schemaVersion":1,"detectors":[{"type":"injection","id":"pi","timeBudget":"5 minutes"}]}"#
+        ),
+        "config.detectors[0].timeBudget: \"5 minutes\": the unit must be us, ms or s"
+    );
+    assert_eq!(
+        err(
+            r#"{"schemaVersion":1,"detectors":[{"type":"injection","id":"pi","timeBudget":"0ms"}]}"#
+        ),
+        "config.detectors[0].timeBudget: \"0ms\" must be above zero and fit in 64 bits"
+    );
+    assert_eq!(
+        err(
+            r#"{"schemaVersion":1,"detectors":[{"type":"injection","id":"pi","channels":{"user":{"flag":0.9,"block":0.5}}}]}"#
+        ),
+        "config.detectors[0].channels.user: flag and block must be in 0..=1 with flag <= block"
+    );
+    assert_eq!(
+        err(
+            r#"{"schemaVersion":1,"detectors":[{"type":"injection","id":"pi","timeBudget":"2ms","onTimeout":"block"}]}"#
+        ),
+        "<accepted>"
+    );
+}

@@ -7,7 +7,7 @@
 //! probability. Each channel has its own `flag` and `block` thresholds.
 
 use super::ngram::NgramModel;
-use super::{Action, Channel, Detector, Family, Finding, ScanText};
+use super::{Action, Channel, Detector, Family, Finding, OnTimeout, ScanText};
 
 /// Finding type of prompt-injection detections.
 pub const KIND: &str = "PROMPT_INJECTION";
@@ -54,9 +54,16 @@ pub struct InjectionDetector {
     rules: Option<Box<dyn Detector>>,
     model: Option<NgramModel>,
     thresholds: ChannelThresholds,
+    budget: Option<(u64, OnTimeout)>,
 }
 
 impl InjectionDetector {
+    /// Give the detector a time budget per request.
+    pub fn with_budget(mut self, budget: Option<(u64, OnTimeout)>) -> Self {
+        self.budget = budget;
+        self
+    }
+
     pub fn new(
         id: &str,
         rules: Option<Box<dyn Detector>>,
@@ -68,6 +75,7 @@ impl InjectionDetector {
             rules,
             model,
             thresholds,
+            budget: None,
         }
     }
 
@@ -101,6 +109,10 @@ impl Detector for InjectionDetector {
 
     fn applies_to(&self, channel: Channel) -> bool {
         self.thresholds.get(channel).is_some()
+    }
+
+    fn budget(&self) -> Option<(u64, OnTimeout)> {
+        self.budget
     }
 
     fn injection_score(&self, text: &ScanText<'_>, channel: Channel) -> Option<f32> {

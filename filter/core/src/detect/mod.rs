@@ -145,4 +145,21 @@ pub trait Detector: Send + Sync {
     fn injection_score(&self, _text: &ScanText<'_>, _channel: Channel) -> Option<f32> {
         None
     }
+    /// Time this detector may spend on one request (microseconds), and what
+    /// happens when it runs over: `None` means no budget.
+    fn budget(&self) -> Option<(u64, OnTimeout)> {
+        None
+    }
+}
+
+/// What a detector that runs out of its time budget means for the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum OnTimeout {
+    /// Forward the request, marked `x-tollgate-degraded: <detector>` and counted.
+    #[default]
+    Allow,
+    /// Refuse the request (503 in the API's error shape).
+    Block,
 }

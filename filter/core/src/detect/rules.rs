@@ -33,15 +33,25 @@
 //!
 //! # Matching
 //!
-//! All patterns are compiled into one [`RegexSet`], which says in one linear
-//! pass which rules match; only those rules' own [`Regex`]es then run to find
-//! the spans, which are mapped back to the original text. Work per text is
-//! linear in its length, and one text yields at most [`MAX_FINDINGS`] findings
-//! ([`MAX_FINDINGS_PER_RULE`] per rule, most severe rules first).
+//! A literal prefilter comes first: from each pattern the loader derives its
+//! *anchors*, a few sets of literals such that every match contains a literal
+//! of each set (see [`RuleInfo::anchors`]: for the "ignore previous
+//! instructions" rule, a verb, a "previous" word and an "instructions" word).
+//! One Aho-Corasick pass over the view finds which literals occur, and only the
+//! rules whose every set is met (and rules without anchors) run their own
+//! [`Regex`]; the spans they find are mapped back to the original text. Work per text is linear in its length, and one text
+//! yields at most [`MAX_FINDINGS`] findings ([`MAX_FINDINGS_PER_RULE`] per
+//! rule, most severe rules first).
+//!
+//! Why not one [`regex::RegexSet`]: with a hundred patterns full of word
+//! alternations and gaps, its lazy DFA meets a new state almost every byte of
+//! text it has not seen before; on varied chat text that cost 3–20 ms per 4 KB
+//! (it is fast only when the same text is scanned again).
 
 use super::normalize::{is_invisible, Normalized};
 use super::{Action, Channel, Detector, Family, Finding, ScanText};
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::{Regex, RegexBuilder};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -65,8 +75,6 @@ const BUILTIN_JSON: &str = include_str!("../../rules/injection.json");
 
 /// Compiled size limit of one rule's pattern.
 const RULE_SIZE_LIMIT: usize = 2 << 20;
-/// Compiled size limit of the whole set.
-const SET_SIZE_LIMIT: usize = 32 << 20;
 
 /// The text of the built-in rule file (for docs and tooling).
 pub fn builtin_json() -> &'static str {
@@ -198,7 +206,14 @@ pub struct RuleInfo {
     pub pattern: String,
     pub description: String,
     pub examples: Examples,
+    /// Derived from `pattern` (the prefilter's keys): every match contains a
+    /// literal of each of these sets. Empty when no literals of at least
+    /// [`MIN_ANCHOR_LEN`] bytes could be derived: the rule then runs on every text.
+    pub anchors: Vec<Vec<String>>,
 }
+
+/// Shortest literal the prefilter keys on, in bytes.
+pub const MIN_ANCHOR_LEN: usize = literals::MIN_ANCHOR;
 
 /// A rule file entry as read, before validation.
 #[derive(Debug, Deserialize)]
@@ -237,8 +252,8 @@ pub enum RulesError {
         id: String,
         first: usize,
     },
-    /// The rules are valid one by one but do not compile together.
-    #[error("rules: cannot build the rule set: {0}")]
+    /// The rules are valid one by one but the prefilter cannot be built.
+    #[error("rules: cannot build the literal prefilter: {0}")]
     Build(String),
 }
 
@@ -293,7 +308,12 @@ impl std::fmt::Display for ExampleFailure {
 #[derive(Debug)]
 pub struct InjectionRulesDetector {
     rules: Vec<Rule>,
-    set: RegexSet,
+    /// Finds the anchors of every rule; `None` when no rule has anchors.
+    prefilter: Option<AhoCorasick>,
+    /// For each prefilter pattern, the (rule, bit of its anchor set) it meets.
+    anchor_rules: Vec<Vec<(usize, u32)>>,
+    /// For each rule, the bits of all its anchor sets (0: no anchors).
+    full_masks: Vec<u32>,
     action: Action,
     channels: Vec<Channel>,
 }
@@ -307,10 +327,9 @@ impl InjectionRulesDetector {
             return Err(RulesError::Empty);
         }
         let mut rules = Vec::with_capacity(entries.len());
-        let mut prepared = Vec::with_capacity(entries.len());
         let mut seen: HashMap<String, usize> = HashMap::with_capacity(entries.len());
         for (index, entry) in entries.into_iter().enumerate() {
-            let (rule, pattern) = compile_rule(index, entry)?;
+            let rule = compile_rule(index, entry)?;
             if let Some(&first) = seen.get(&rule.info.id) {
                 return Err(RulesError::DuplicateId {
                     index,
@@ -320,18 +339,78 @@ impl InjectionRulesDetector {
             }
             seen.insert(rule.info.id.clone(), index);
             rules.push(rule);
-            prepared.push(pattern);
         }
-        let set = RegexSetBuilder::new(&prepared)
-            .size_limit(SET_SIZE_LIMIT)
-            .build()
-            .map_err(|e| RulesError::Build(regex_error_message(&e)))?;
+        // One prefilter pattern per distinct literal, mapped to the anchor
+        // sets (one bit each per rule) it belongs to.
+        let mut anchors: Vec<&str> = Vec::new();
+        let mut anchor_rules: Vec<Vec<(usize, u32)>> = Vec::new();
+        let mut anchor_index: HashMap<&str, usize> = HashMap::new();
+        let mut full_masks = Vec::with_capacity(rules.len());
+        for (i, rule) in rules.iter().enumerate() {
+            let mut full = 0u32;
+            for (set, literals) in rule.info.anchors.iter().enumerate().take(32) {
+                let bit = 1u32 << set;
+                full |= bit;
+                for literal in literals {
+                    let at = *anchor_index.entry(literal.as_str()).or_insert_with(|| {
+                        anchors.push(literal.as_str());
+                        anchor_rules.push(Vec::new());
+                        anchors.len() - 1
+                    });
+                    if let Some(list) = anchor_rules.get_mut(at) {
+                        list.push((i, bit));
+                    }
+                }
+            }
+            full_masks.push(full);
+        }
+        let prefilter = if anchors.is_empty() {
+            None
+        } else {
+            // Overlapping search needs standard match semantics; the view and
+            // the anchors are lower case already.
+            Some(
+                AhoCorasickBuilder::new()
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .match_kind(MatchKind::Standard)
+                    .build(&anchors)
+                    .map_err(|e| RulesError::Build(e.to_string()))?,
+            )
+        };
         Ok(InjectionRulesDetector {
             rules,
-            set,
+            prefilter,
+            anchor_rules,
+            full_masks,
             action,
             channels: Vec::new(),
         })
+    }
+
+    /// The rules that may match `view`: those with a literal of each of
+    /// their anchor sets in it and those without anchors, in file order.
+    fn candidates(&self, view: &str) -> Vec<&Rule> {
+        let mut met = vec![0u32; self.rules.len()];
+        if let Some(ac) = &self.prefilter {
+            for m in ac.find_overlapping_iter(view) {
+                for &(i, bit) in self
+                    .anchor_rules
+                    .get(m.pattern().as_usize())
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(mask) = met.get_mut(i) {
+                        *mask |= bit;
+                    }
+                }
+            }
+        }
+        self.rules
+            .iter()
+            .zip(met)
+            .zip(&self.full_masks)
+            .filter_map(|((rule, met), &full)| (met == full).then_some(rule))
+            .collect()
     }
 
     /// Report findings with `action` instead.
@@ -363,10 +442,9 @@ impl InjectionRulesDetector {
     /// without the findings cap. For tooling and tests.
     pub fn matching_rules(&self, text: &str) -> Vec<&str> {
         let view = Normalized::new(text);
-        self.set
-            .matches(&view.text)
-            .iter()
-            .filter_map(|i| self.rules.get(i))
+        self.candidates(&view.text)
+            .into_iter()
+            .filter(|r| r.regex.is_match(&view.text))
             .map(|r| r.info.id.as_str())
             .collect()
     }
@@ -415,13 +493,12 @@ impl Detector for InjectionRulesDetector {
         if hay.is_empty() {
             return;
         }
-        let matches = self.set.matches(hay);
-        if !matches.matched_any() {
+        let mut fired = self.candidates(hay);
+        if fired.is_empty() {
             return;
         }
         // Most severe rules first, so the cap drops the least important findings.
-        let mut fired: Vec<&Rule> = matches.iter().filter_map(|i| self.rules.get(i)).collect();
-        fired.sort_by_key(|f| std::cmp::Reverse(f.info.severity));
+        fired.sort_by_key(|r| std::cmp::Reverse(r.info.severity));
         let mut budget = MAX_FINDINGS;
         for rule in fired {
             let mut taken = 0;
@@ -456,8 +533,8 @@ impl Detector for InjectionRulesDetector {
     }
 }
 
-/// Validate and compile entry `index`; also returns the pattern as given to the set.
-fn compile_rule(index: usize, entry: serde_json::Value) -> Result<(Rule, String), RulesError> {
+/// Validate and compile entry `index`.
+fn compile_rule(index: usize, entry: serde_json::Value) -> Result<Rule, RulesError> {
     let shown_id = entry
         .get("id")
         .and_then(|v| v.as_str())
@@ -545,6 +622,7 @@ fn compile_rule(index: usize, entry: serde_json::Value) -> Result<(Rule, String)
     if regex.is_match("") || regex.find_iter("a b").any(|m| m.is_empty()) {
         return Err(invalid("pattern", "matches the empty string".to_string()));
     }
+    let anchors = literals::required(&raw.pattern);
     let info = RuleInfo {
         id: raw.id,
         family,
@@ -554,8 +632,9 @@ fn compile_rule(index: usize, entry: serde_json::Value) -> Result<(Rule, String)
         pattern: raw.pattern,
         description: raw.description,
         examples: raw.examples,
+        anchors,
     };
-    Ok((Rule { info, regex }, prepared))
+    Ok(Rule { info, regex })
 }
 
 /// `[a-z0-9-]+` segments joined by dots, at least two.
@@ -704,6 +783,572 @@ fn check_literal(c: char) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Required-literal analysis of a pattern: a small parser for the regex
+/// syntax, conservative where it is unsure (it then reports nothing and the
+/// rule runs on every text).
+mod literals {
+    use std::collections::BTreeSet;
+    use std::iter::Peekable;
+    use std::str::Chars;
+
+    /// Shortest literal worth prefiltering on, in bytes.
+    pub const MIN_ANCHOR: usize = 3;
+    /// Most strings a literal set may hold before it is cut.
+    const MAX_SET: usize = 16;
+    /// Most required sets kept per pattern.
+    const MAX_REQUIRED: usize = 2;
+    /// Literals this long are selective enough; among such sets fewer strings win.
+    const GOOD_ENOUGH: usize = 6;
+
+    /// Words so common in any text that a literal made of them filters nothing.
+    const COMMON: &[&str] = &[
+        "a", "about", "all", "an", "and", "answer", "any", "are", "as", "at", "be", "but", "by",
+        "can", "do", "does", "end", "for", "from", "has", "have", "he", "her", "his", "i", "if",
+        "in", "into", "is", "it", "its", "me", "my", "new", "no", "not", "now", "of", "old", "on",
+        "or", "our", "she", "so", "that", "the", "their", "them", "they", "this", "to", "use",
+        "was", "we", "what", "when", "will", "with", "you", "your", "you are", "is a", "are a",
+        "as a", "is the", "to the", "for the", "the following", "following",
+    ];
+
+    /// Whether `literal`, without surrounding spaces and punctuation, is a common word.
+    fn is_common(literal: &str) -> bool {
+        let core = literal.trim_matches(|c: char| !c.is_alphanumeric());
+        COMMON.contains(&core)
+    }
+    /// Most strings the union of an alternation's branches may hold.
+    const MAX_UNION: usize = 48;
+
+    type Set = BTreeSet<String>;
+
+    /// What a piece of a pattern says about the text it matches.
+    #[derive(Clone, Debug)]
+    struct Lits {
+        /// It matches exactly one of these strings (`None`: not a small set).
+        exact: Option<Set>,
+        /// Every match contains a string of each of these sets.
+        required: Vec<Set>,
+    }
+
+    impl Lits {
+        fn exact(set: Set) -> Lits {
+            Lits {
+                exact: Some(set),
+                required: Vec::new(),
+            }
+        }
+
+        fn char(c: char) -> Lits {
+            Lits::exact(Set::from([c.to_string()]))
+        }
+
+        /// Zero-width: assertions and flag groups.
+        fn empty() -> Lits {
+            Lits::exact(Set::from([String::new()]))
+        }
+
+        fn unknown() -> Lits {
+            Lits {
+                exact: None,
+                required: Vec::new(),
+            }
+        }
+
+        /// Every set of which a match contains a string, the exact set included.
+        fn all_required(&self) -> Vec<Set> {
+            let mut all = self.required.clone();
+            all.extend(self.exact.clone().filter(usable));
+            all
+        }
+
+        /// The most selective required set.
+        fn best(&self) -> Option<Set> {
+            self.all_required()
+                .into_iter()
+                .fold(None, |best, set| better(best, Some(set)))
+        }
+    }
+
+    fn usable(set: &Set) -> bool {
+        !set.is_empty() && set.iter().all(|s| !s.is_empty())
+    }
+
+    /// A set is as selective as its shortest string.
+    fn quality(set: &Set) -> usize {
+        set.iter().map(String::len).min().unwrap_or(0)
+    }
+
+    fn better(a: Option<Set>, b: Option<Set>) -> Option<Set> {
+        match (a, b) {
+            (Some(a), Some(b)) => {
+                let (qa, qb) = (quality(&a), quality(&b));
+                if qb > qa || (qb == qa && b.len() < a.len()) {
+                    Some(b)
+                } else {
+                    Some(a)
+                }
+            }
+            (a, None) => a,
+            (None, b) => b,
+        }
+    }
+
+    /// Every string of `a` followed by every string of `b`, if not too many.
+    fn cross(a: &Set, b: &Set) -> Option<Set> {
+        if a.len().saturating_mul(b.len()) > MAX_SET {
+            return None;
+        }
+        let mut out = Set::new();
+        for x in a {
+            for y in b {
+                out.insert(format!("{x}{y}"));
+            }
+        }
+        Some(out)
+    }
+
+    /// Sets of literals such that every match of `pattern` contains a literal
+    /// of each set (at most [`MAX_REQUIRED`], most selective first, every
+    /// literal at least [`MIN_ANCHOR`] bytes). Empty if none is known or the
+    /// syntax is not understood.
+    pub fn required(pattern: &str) -> Vec<Vec<String>> {
+        let mut p = Parser {
+            chars: pattern.chars().peekable(),
+        };
+        let Ok(lits) = p.alternation() else {
+            return Vec::new();
+        };
+        if p.chars.next().is_some() {
+            return Vec::new();
+        }
+        // Sets of common words cost the prefilter many matches and filter
+        // little: keep the few most selective of the others.
+        let mut sets: Vec<Set> = lits
+            .all_required()
+            .into_iter()
+            .filter(|s| quality(s) >= MIN_ANCHOR && !s.iter().any(|l| is_common(l)))
+            .collect();
+        sets.sort_by(|a, b| {
+            let rank = |s: &Set| (quality(s).min(GOOD_ENOUGH), std::cmp::Reverse(s.len()));
+            rank(b).cmp(&rank(a))
+        });
+        sets.dedup();
+        sets.truncate(MAX_REQUIRED);
+        sets.into_iter().map(|s| s.into_iter().collect()).collect()
+    }
+
+    struct Parser<'a> {
+        chars: Peekable<Chars<'a>>,
+    }
+
+    /// `Err(())`: syntax the analysis does not handle.
+    type Parsed<T> = Result<T, ()>;
+
+    impl Parser<'_> {
+        fn alternation(&mut self) -> Parsed<Lits> {
+            let mut branches = vec![self.concat()?];
+            while self.chars.next_if_eq(&'|').is_some() {
+                branches.push(self.concat()?);
+            }
+            if branches.len() == 1 {
+                return branches.pop().ok_or(());
+            }
+            let exact = branches.iter().try_fold(Set::new(), |mut acc, b| {
+                acc.extend(b.exact.iter().flatten().cloned());
+                (b.exact.is_some() && acc.len() <= MAX_SET).then_some(acc)
+            });
+            // Some branch matches: the union of the branches' best sets is required.
+            let union = branches.iter().try_fold(Set::new(), |mut acc, b| {
+                acc.extend(b.best()?);
+                (acc.len() <= MAX_UNION).then_some(acc)
+            });
+            Ok(Lits {
+                exact,
+                required: union.into_iter().collect(),
+            })
+        }
+
+        fn concat(&mut self) -> Parsed<Lits> {
+            // `run`: the exact strings of the items since the last inexact one.
+            let mut whole = Some(Set::from([String::new()]));
+            let mut run = Set::from([String::new()]);
+            let mut required: Vec<Set> = Vec::new();
+            while !matches!(self.chars.peek(), None | Some('|') | Some(')')) {
+                let item = self.repeat()?;
+                match &item.exact {
+                    Some(exact) => {
+                        whole = whole.and_then(|w| cross(&w, exact));
+                        match cross(&run, exact) {
+                            Some(longer) => run = longer,
+                            None => {
+                                let done = std::mem::replace(&mut run, exact.clone());
+                                required.extend(Some(done).filter(usable));
+                            }
+                        }
+                    }
+                    None => {
+                        whole = None;
+                        let done = std::mem::replace(&mut run, Set::from([String::new()]));
+                        required.extend(Some(done).filter(usable));
+                        required.extend(item.required.iter().cloned());
+                    }
+                }
+            }
+            required.extend(Some(run).filter(usable));
+            Ok(Lits {
+                exact: whole,
+                required,
+            })
+        }
+
+        fn repeat(&mut self) -> Parsed<Lits> {
+            let atom = self.atom()?;
+            let (min, max) = match self.chars.peek() {
+                Some('?') => (0, Some(1)),
+                Some('*') => (0, None),
+                Some('+') => (1, None),
+                Some('{') => (0, Some(0)),
+                _ => return Ok(atom),
+            };
+            let (min, max) = if self.chars.next() == Some('{') {
+                self.counted()?
+            } else {
+                (min, max)
+            };
+            // A lazy quantifier matches the same texts.
+            self.chars.next_if_eq(&'?');
+            Ok(match (min, max) {
+                (0, Some(1)) => Lits {
+                    exact: atom.exact.map(|mut e| {
+                        e.insert(String::new());
+                        e
+                    }),
+                    required: Vec::new(),
+                },
+                (0, _) => Lits::unknown(),
+                (n, Some(m)) if n == m && n <= 4 => {
+                    let exact = atom
+                        .exact
+                        .as_ref()
+                        .and_then(|e| (1..n).try_fold(e.clone(), |acc, _| cross(&acc, e)));
+                    Lits {
+                        exact,
+                        required: atom.all_required(),
+                    }
+                }
+                _ => Lits {
+                    exact: None,
+                    required: atom.all_required(),
+                },
+            })
+        }
+
+        /// `{n}`, `{n,}` or `{n,m}` after the `{`.
+        fn counted(&mut self) -> Parsed<(u32, Option<u32>)> {
+            let min = self.number()?;
+            match self.chars.next() {
+                Some('}') => Ok((min, Some(min))),
+                Some(',') if self.chars.next_if_eq(&'}').is_some() => Ok((min, None)),
+                Some(',') => {
+                    let max = self.number()?;
+                    (self.chars.next() == Some('}'))
+                        .then_some((min, Some(max)))
+                        .ok_or(())
+                }
+                _ => Err(()),
+            }
+        }
+
+        fn number(&mut self) -> Parsed<u32> {
+            let mut n: u32 = 0;
+            let mut digits = 0;
+            while let Some(d) = self.chars.peek().and_then(|c| c.to_digit(10)) {
+                self.chars.next();
+                n = n.checked_mul(10).and_then(|n| n.checked_add(d)).ok_or(())?;
+                digits += 1;
+            }
+            if digits == 0 {
+                Err(())
+            } else {
+                Ok(n)
+            }
+        }
+
+        fn atom(&mut self) -> Parsed<Lits> {
+            match self.chars.next().ok_or(())? {
+                '(' => self.group(),
+                '[' => Ok(match self.class()? {
+                    Some(chars) => Lits::exact(chars.into_iter().map(String::from).collect()),
+                    None => Lits::unknown(),
+                }),
+                '\\' => self.escape(),
+                '.' => Ok(Lits::unknown()),
+                '^' | '$' => Ok(Lits::empty()),
+                '*' | '+' | '?' | '{' | ')' | '|' => Err(()),
+                c => Ok(Lits::char(c)),
+            }
+        }
+
+        fn group(&mut self) -> Parsed<Lits> {
+            if self.chars.next_if_eq(&'?').is_some() {
+                if matches!(self.chars.peek(), Some('P') | Some('<')) {
+                    // Named group: skip the name.
+                    self.chars.next_if_eq(&'P');
+                    if self.chars.next() != Some('<') {
+                        return Err(());
+                    }
+                    while self.chars.next().ok_or(())? != '>' {}
+                } else {
+                    let mut flags = String::new();
+                    loop {
+                        match self.chars.next().ok_or(())? {
+                            ':' => break,
+                            ')' if flags.contains(['i', 'x']) => return Err(()),
+                            ')' => return Ok(Lits::empty()),
+                            f => flags.push(f),
+                        }
+                    }
+                    // Case-insensitive or verbose groups are beyond this analysis.
+                    if flags.contains(['i', 'x']) {
+                        return Err(());
+                    }
+                }
+            }
+            let inner = self.alternation()?;
+            if self.chars.next() != Some(')') {
+                return Err(());
+            }
+            Ok(inner)
+        }
+
+        fn escape(&mut self) -> Parsed<Lits> {
+            let e = self.chars.next().ok_or(())?;
+            Ok(match e {
+                'b' | 'B' if self.chars.peek() == Some(&'{') => {
+                    self.skip_braced()?;
+                    Lits::empty()
+                }
+                'b' | 'B' | 'A' | 'z' | '<' | '>' => Lits::empty(),
+                'd' | 'D' | 's' | 'S' | 'w' | 'W' => Lits::unknown(),
+                'p' | 'P' => {
+                    if self.chars.peek() == Some(&'{') {
+                        self.skip_braced()?;
+                    } else {
+                        self.chars.next().ok_or(())?;
+                    }
+                    Lits::unknown()
+                }
+                'x' | 'u' | 'U' => Lits::char(self.hex(e)?),
+                c => Lits::char(self.simple_escape(c)?),
+            })
+        }
+
+        /// The character of a one-letter escape (`\n`, `\.`, ...).
+        fn simple_escape(&mut self, c: char) -> Parsed<char> {
+            match c {
+                'n' => Ok('\n'),
+                't' => Ok('\t'),
+                'r' => Ok('\r'),
+                'f' => Ok('\x0c'),
+                'v' => Ok('\x0b'),
+                'a' => Ok('\x07'),
+                c if c.is_ascii_alphanumeric() => Err(()),
+                c => Ok(c),
+            }
+        }
+
+        fn skip_braced(&mut self) -> Parsed<()> {
+            while self.chars.next().ok_or(())? != '}' {}
+            Ok(())
+        }
+
+        /// The character of `\x..`, `\x{...}`, `\u....`, `\U........`.
+        fn hex(&mut self, kind: char) -> Parsed<char> {
+            let mut digits = String::new();
+            if self.chars.next_if_eq(&'{').is_some() {
+                loop {
+                    match self.chars.next().ok_or(())? {
+                        '}' => break,
+                        d => digits.push(d),
+                    }
+                }
+            } else {
+                let len = match kind {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                for _ in 0..len {
+                    digits.push(self.chars.next().ok_or(())?);
+                }
+            }
+            u32::from_str_radix(&digits, 16)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or(())
+        }
+
+        /// A bracketed class after the `[`: its characters if it is a small
+        /// positive set, `None` otherwise.
+        fn class(&mut self) -> Parsed<Option<Vec<char>>> {
+            let mut small = self.chars.next_if_eq(&'^').is_none();
+            let mut items: Vec<char> = Vec::new();
+            let mut first = true;
+            loop {
+                let c = self.chars.next().ok_or(())?;
+                if c == ']' && !first {
+                    break;
+                }
+                first = false;
+                let start = match c {
+                    '[' => {
+                        self.skip_nested_class()?;
+                        small = false;
+                        continue;
+                    }
+                    '\\' => match self.class_escape()? {
+                        Some(c) => c,
+                        None => {
+                            small = false;
+                            continue;
+                        }
+                    },
+                    '&' | '~' if self.chars.peek() == Some(&c) => return Err(()),
+                    c => c,
+                };
+                let mut ahead = self.chars.clone();
+                if ahead.next() == Some('-') && !matches!(ahead.peek(), Some(']') | None) {
+                    self.chars.next();
+                    let end = match self.chars.next().ok_or(())? {
+                        '\\' => self.class_escape()?.ok_or(())?,
+                        '[' | '-' => return Err(()),
+                        e => e,
+                    };
+                    let (a, b) = (start as u32, end as u32);
+                    if b < a {
+                        return Err(());
+                    }
+                    if b - a > 8 {
+                        small = false;
+                    } else {
+                        items.extend((a..=b).filter_map(char::from_u32));
+                    }
+                    continue;
+                }
+                items.push(start);
+            }
+            items.sort_unstable();
+            items.dedup();
+            Ok((small && !items.is_empty() && items.len() <= 8).then_some(items))
+        }
+
+        /// An escape inside a class: its character, or `None` for a class escape.
+        fn class_escape(&mut self) -> Parsed<Option<char>> {
+            let e = self.chars.next().ok_or(())?;
+            match e {
+                'd' | 'D' | 's' | 'S' | 'w' | 'W' => Ok(None),
+                'p' | 'P' => {
+                    if self.chars.peek() == Some(&'{') {
+                        self.skip_braced()?;
+                    } else {
+                        self.chars.next().ok_or(())?;
+                    }
+                    Ok(None)
+                }
+                'x' | 'u' | 'U' => self.hex(e).map(Some),
+                c => self.simple_escape(c).map(Some),
+            }
+        }
+
+        /// Skip a nested class or `[:name:]` after its `[`.
+        fn skip_nested_class(&mut self) -> Parsed<()> {
+            let mut depth = 1;
+            let mut first = true;
+            while depth > 0 {
+                match self.chars.next().ok_or(())? {
+                    '\\' => {
+                        self.chars.next().ok_or(())?;
+                    }
+                    '[' => depth += 1,
+                    ']' if !first => depth -= 1,
+                    _ => {}
+                }
+                first = false;
+            }
+            Ok(())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::required;
+
+        fn req(p: &str) -> Vec<Vec<String>> {
+            required(p)
+        }
+
+        fn v(sets: &[&[&str]]) -> Vec<Vec<String>> {
+            sets.iter()
+                .map(|set| set.iter().map(|s| s.to_string()).collect())
+                .collect()
+        }
+
+        #[test]
+        fn literal_runs_and_options() {
+            assert_eq!(
+                req(r"\bignore (?:all )?previous instructions\b"),
+                v(&[&[
+                    "ignore all previous instructions",
+                    "ignore previous instructions"
+                ]])
+            );
+            assert_eq!(
+                req(r"<\|im_(?:start|end)\|>"),
+                v(&[&["<|im_end|>", "<|im_start|>"]])
+            );
+            assert_eq!(req(r"\[/?inst\]"), v(&[&["[/inst]", "[inst]"]]));
+        }
+
+        #[test]
+        fn gaps_give_several_required_sets() {
+            assert_eq!(
+                req(r"(?:foo|bar)[^.]{0,80}bazooka"),
+                v(&[&["bazooka"], &["bar", "foo"]])
+            );
+            assert_eq!(
+                req(r"\bdecode\b.*\bfollow\b"),
+                v(&[&["decode"], &["follow"]])
+            );
+            assert_eq!(req(r"(?:abc|de).*wxyz+"), v(&[&["wxy"]]));
+        }
+
+        #[test]
+        fn alternation_needs_every_branch() {
+            assert_eq!(req(r"foo|bar.*qux"), v(&[&["bar", "foo"]]));
+            assert!(req(r"foo|.*").is_empty());
+            assert!(req(r"fooo|x").is_empty());
+        }
+
+        #[test]
+        fn repetitions_and_classes() {
+            assert_eq!(req(r"(?:user: .*?){8}"), v(&[&["user: "]]));
+            assert!(req(r"(?:abc)*").is_empty());
+            assert_eq!(req(r"a(?:bc){2}"), v(&[&["abcbc"]]));
+            assert_eq!(req(r"x[a-c]yz"), v(&[&["xayz", "xbyz", "xcyz"]]));
+            assert!(req(r"x[a-z]yz").is_empty());
+            assert_eq!(req(r"[^a]bcd"), v(&[&["bcd"]]));
+            assert_eq!(req(r"ab['’]?cd"), v(&[&["ab'cd", "abcd", "ab’cd"]]));
+        }
+
+        #[test]
+        fn unsupported_syntax_gives_nothing() {
+            assert!(req(r"(?i)ignore").is_empty());
+            assert!(req(r"(?i:ignore)").is_empty());
+            assert!(req(r"(ignore").is_empty());
+            assert!(req(r"\qignore").is_empty());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@
 use crate::api::{ApiKind, Direction};
 use crate::config::{MalformedJson, Policy};
 use crate::detect::Action;
+use crate::detect::OnTimeout;
 use crate::host::Host;
 use crate::metrics::Metric;
 use crate::reply::{error_reply, RefusalReason};
-use crate::scan::{findings_header, scan_body};
+use crate::scan::{findings_header, scan_body_timed};
 use std::rc::Rc;
 
 /// What the callback returns to the host.
@@ -25,6 +26,8 @@ pub enum Next {
 /// Headers the filter owns: removed from incoming requests so a client cannot forge them.
 pub const FINDINGS_HEADER: &str = "x-tollgate-findings";
 pub const ACTION_HEADER: &str = "x-tollgate-action";
+/// Set when a detector ran out of its time budget and the request went on without it.
+pub const DEGRADED_HEADER: &str = "x-tollgate-degraded";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -70,6 +73,7 @@ impl RequestFlow {
         host.count(Metric::Requests, 1);
         host.set_request_header(FINDINGS_HEADER, None);
         host.set_request_header(ACTION_HEADER, None);
+        host.set_request_header(DEGRADED_HEADER, None);
         let path = host.request_header(":path").unwrap_or_default();
         self.api = self.policy.api_for_path(&path);
         self.request_id = host
@@ -154,7 +158,8 @@ impl RequestFlow {
             return Next::Continue;
         }
         let started = host.now_micros();
-        let result = scan_body(&self.policy, self.api, Direction::Request, &body);
+        let clock = || host.now_micros();
+        let result = scan_body_timed(&self.policy, self.api, Direction::Request, &body, &clock);
         host.record(
             Metric::DetectorTimeUs,
             host.now_micros().saturating_sub(started),
@@ -178,6 +183,22 @@ impl RequestFlow {
                 };
             }
         };
+        if let Some((name, _)) = scan.degraded.iter().find(|d| d.1 == OnTimeout::Block) {
+            let message = format!("detector {name} ran out of its time budget");
+            self.refuse(host, RefusalReason::Degraded(name), &message);
+            return Next::Pause;
+        }
+        if !scan.degraded.is_empty() {
+            let names: Vec<&str> = scan.degraded.iter().map(|d| d.0).collect();
+            let value = names.join(",");
+            for name in names {
+                host.count(Metric::Degraded(name), 1);
+            }
+            host.set_request_header(DEGRADED_HEADER, Some(&value));
+            // Not sensitive, and the client should know the check was partial.
+            self.response_headers
+                .push((DEGRADED_HEADER.to_string(), value));
+        }
         let header = findings_header(scan.findings.iter().map(|f| &f.finding));
         match scan.action {
             Action::Block => {

@@ -280,3 +280,98 @@ fn content_types() {
     assert!(!is_json_content_type("text/plain"));
     assert!(!is_json_content_type("multipart/form-data; boundary=x"));
 }
+
+/// A host whose clock advances 1 ms at every reading: any budget below that runs out.
+fn slow_host(path: &str, body: &[u8]) -> SlowHost {
+    SlowHost(host(path, body), std::cell::Cell::new(0))
+}
+
+struct SlowHost(FakeHost, std::cell::Cell<u64>);
+
+impl Host for SlowHost {
+    fn request_header(&self, name: &str) -> Option<String> {
+        self.0.request_header(name)
+    }
+    fn set_request_header(&mut self, name: &str, value: Option<&str>) {
+        self.0.set_request_header(name, value)
+    }
+    fn request_body(&self, start: usize, len: usize) -> Option<Vec<u8>> {
+        self.0.request_body(start, len)
+    }
+    fn set_request_body(&mut self, body: &[u8]) {
+        self.0.set_request_body(body)
+    }
+    fn add_response_header(&mut self, name: &str, value: &str) {
+        self.0.add_response_header(name, value)
+    }
+    fn send_reply(&mut self, reply: &crate::reply::LocalReply) {
+        self.0.send_reply(reply)
+    }
+    fn count(&mut self, metric: Metric, n: u64) {
+        self.0.count(metric, n)
+    }
+    fn record(&mut self, metric: Metric, value: u64) {
+        self.0.record(metric, value)
+    }
+    fn now_micros(&self) -> u64 {
+        self.1.set(self.1.get() + 1_000);
+        self.1.get()
+    }
+}
+
+fn run_slow(p: Rc<Policy>, h: &mut SlowHost) -> Next {
+    let mut flow = RequestFlow::new(p);
+    flow.on_request_headers(h, false);
+    let size = h.0.request_body.len();
+    let next = flow.on_request_body(h, size, true);
+    flow.on_response_headers(h);
+    next
+}
+
+#[test]
+fn detector_over_budget_in_allow_mode_marks_the_request() {
+    let p = policy(
+        r#"{"schemaVersion":1,"detectors":[{"type":"injection","id":"pi","timeBudget":"500us","onTimeout":"allow"}]}"#,
+    );
+    let body = chat("What is the capital of France?");
+    let mut h = slow_host("/v1/chat/completions", &body);
+    assert_eq!(run_slow(p, &mut h), Next::Continue);
+    assert!(h.0.replies.is_empty());
+    assert_eq!(h.0.request_body, body);
+    assert_eq!(
+        h.0.request_header(DEGRADED_HEADER).as_deref(),
+        Some("injection")
+    );
+    assert!(h
+        .0
+        .response_headers
+        .contains(&(DEGRADED_HEADER.into(), "injection".into())));
+    assert_eq!(h.0.counter("tollgate.degraded.detector.injection"), 1);
+}
+
+#[test]
+fn detector_over_budget_in_block_mode_refuses_with_503() {
+    let p = policy(
+        r#"{"schemaVersion":1,"detectors":[{"type":"injection","id":"pi","timeBudget":"500us","onTimeout":"block"}]}"#,
+    );
+    let mut h = slow_host("/v1/messages", &chat("hello"));
+    assert_eq!(run_slow(p, &mut h), Next::Pause);
+    assert_eq!(h.0.replies.len(), 1);
+    assert_eq!(h.0.replies[0].status, 503);
+    let j: serde_json::Value = serde_json::from_slice(&h.0.replies[0].body).unwrap_or_default();
+    assert_eq!(j["error"]["type"], "api_error");
+    assert_eq!(
+        j["error"]["message"],
+        "detector injection ran out of its time budget"
+    );
+}
+
+#[test]
+fn detector_within_budget_is_not_degraded() {
+    let p = policy(
+        r#"{"schemaVersion":1,"detectors":[{"type":"injection","id":"pi","timeBudget":"5ms"}]}"#,
+    );
+    let mut h = slow_host("/v1/chat/completions", &chat("hello"));
+    assert_eq!(run_slow(p, &mut h), Next::Continue);
+    assert_eq!(h.0.request_header(DEGRADED_HEADER), None);
+}
