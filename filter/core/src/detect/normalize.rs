@@ -157,11 +157,8 @@ impl Normalized {
     /// The original offset of view offset `view` (may fall inside an original
     /// character when the view expanded it; callers snap to boundaries).
     pub(crate) fn map(&self, view: usize) -> usize {
-        let i = self.marks.partition_point(|m| m.0 as usize <= view);
-        match i.checked_sub(1).and_then(|i| self.marks.get(i)) {
-            Some(&(v, o)) => o as usize + (view - v as usize),
-            None => view,
-        }
+        map_marks(&self.marks, view)
+    }
     }
 
     /// Map the view span `start..end` back to a span of `original` (the text
@@ -179,6 +176,16 @@ impl Normalized {
         let last = floor_boundary(original, self.map(end - 1));
         let e = last + original.get(last..)?.chars().next()?.len_utf8();
         Some((s, e))
+    }
+}
+
+/// Follow checkpoints `(from offset, to offset)`: offsets move together
+/// between checkpoints; before the first one they are equal.
+pub(crate) fn map_marks(marks: &[(u32, u32)], pos: usize) -> usize {
+    let i = marks.partition_point(|m| m.0 as usize <= pos);
+    match i.checked_sub(1).and_then(|i| marks.get(i)) {
+        Some(&(v, o)) => o as usize + (pos - v as usize),
+        None => pos,
     }
 }
 

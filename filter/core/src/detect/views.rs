@@ -13,7 +13,7 @@
 //! Derived views are only built when they differ from the normalised one, so
 //! ordinary text costs one view. Decoding is bounded in depth, count and size.
 
-use super::normalize::{floor_boundary, Normalized};
+use super::normalize::{floor_boundary, map_marks, Normalized};
 
 /// How deep decoders nest (base64 inside base64 ...).
 pub const MAX_DECODE_DEPTH: usize = 2;
@@ -93,14 +93,6 @@ impl ViewRef<'_> {
                 self.base.original_span(self.original, bs, be.max(bs + 1))
             }
         }
-    }
-}
-
-fn map_marks(marks: &[(u32, u32)], pos: usize) -> usize {
-    let i = marks.partition_point(|m| m.0 as usize <= pos);
-    match i.checked_sub(1).and_then(|i| marks.get(i)) {
-        Some(&(v, o)) => o as usize + (pos - v as usize),
-        None => pos,
     }
 }
 
