@@ -159,7 +159,6 @@ impl Normalized {
     pub(crate) fn map(&self, view: usize) -> usize {
         map_marks(&self.marks, view)
     }
-    }
 
     /// Map the view span `start..end` back to a span of `original` (the text
     /// this view was built from), widened to whole original characters.
