@@ -469,15 +469,12 @@ fn streamed_response(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Run an SDK check script through the filter: the benign calls got content,
+/// and the injection (sent plain and streamed) never reached the upstream.
 fn sdk(ctx: &Ctx, script: &str) -> Result<Value> {
     let url = ctx.envoy.url("/v1");
     let v = python_json(script, &["--base-url", &url])?;
     check_eq!(v["ok"], true);
-    Ok(v)
-}
-
-fn openai_sdk(ctx: &Ctx) -> Result<()> {
-    let v = sdk(ctx, "tests/clients/openai_sdk_check.py")?;
     check!(
         v["chat"]["content"].as_str().is_some_and(|c| !c.is_empty()),
         "no chat content: {v}"
@@ -488,6 +485,18 @@ fn openai_sdk(ctx: &Ctx) -> Result<()> {
             .is_some_and(|c| !c.is_empty()),
         "no streamed content: {v}"
     );
+    for req in ctx.up.requests()? {
+        let body = String::from_utf8_lossy(&recorded_body(&req)).to_lowercase();
+        check!(
+            !body.contains("ignore all previous instructions"),
+            "injection reached upstream"
+        );
+    }
+    Ok(v)
+}
+
+fn openai_sdk(ctx: &Ctx) -> Result<()> {
+    let v = sdk(ctx, "tests/clients/openai_sdk_check.py")?;
     for key in ["blocked", "blocked_stream"] {
         let b = &v[key];
         check_eq!(b["blocked"], true);
@@ -496,29 +505,11 @@ fn openai_sdk(ctx: &Ctx) -> Result<()> {
         check_eq!(b["code"], "content_policy_violation");
         check_eq!(b["type"], "invalid_request_error");
     }
-    // The injection never reached the upstream; the benign calls did.
-    for req in ctx.up.requests()? {
-        let body = String::from_utf8_lossy(&recorded_body(&req)).to_lowercase();
-        check!(
-            !body.contains("ignore all previous instructions"),
-            "injection reached upstream"
-        );
-    }
     Ok(())
 }
 
 fn anthropic_sdk(ctx: &Ctx) -> Result<()> {
     let v = sdk(ctx, "tests/clients/anthropic_sdk_check.py")?;
-    check!(
-        v["chat"]["content"].as_str().is_some_and(|c| !c.is_empty()),
-        "no content: {v}"
-    );
-    check!(
-        v["stream"]["content"]
-            .as_str()
-            .is_some_and(|c| !c.is_empty()),
-        "no streamed content: {v}"
-    );
     for key in ["blocked", "blocked_stream"] {
         let b = &v[key];
         check_eq!(b["blocked"], true);
