@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-WASM = ROOT / "target/wasm32-wasip1/release/tollgate.wasm"
+WASM = ROOT / "target/tollgate.wasm"
 UPSTREAM_BIN = ROOT / "target/release/tollgate-bench-upstream"
 CONFIGS = {
     "without": ROOT / "envoy/bench-without.yaml",
@@ -53,6 +53,12 @@ SIZES = {"1KB": 1024, "4KB": 4096, "32KB": 32768}
 GOAL_SIZE = "4KB"
 GOAL_RPS_RATIO = 0.9
 GOAL_P50_ADDED_US = 50.0
+# The injection stage's goals (issue 3), at 4 KB and 1 connection (no queueing),
+# and for the Envoy process with the filter loaded.
+GOAL_INJ_P50_ADDED_US = 1000.0
+GOAL_INJ_P99_ADDED_US = 15000.0
+GOAL_READY_S = 10.0
+GOAL_RSS_MIB_PER_VM = 150.0
 
 
 class BenchError(Exception):
@@ -529,6 +535,15 @@ def start_upstream(load_cpus: str | None) -> tuple[subprocess.Popen, int]:
     return up, int(m.group(1))
 
 
+def proc_rss_mib(pid: int) -> float:
+    """Resident set size of a process (VmRSS), MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
 def one_run(a, e: Envoy, wrk: str, body: bytes, script: Path, load_cpus) -> dict:
     """Ready, checked, warmed up: time throughput (N connections), then latency (1 connection)."""
     ready_s = e.wait_ready()
@@ -551,6 +566,7 @@ def one_run(a, e: Envoy, wrk: str, body: bytes, script: Path, load_cpus) -> dict
     r["envoy_cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / r["requests"]
     r["envoy_cpu_util"] = (cpu1 - cpu0) / a.duration
     r["ready_s"] = ready_s
+    r["rss_mib"] = proc_rss_mib(e.proc.pid)
     if a.latency_duration > 0:
         lat = parse_wrk(run_wrk(wrk, e.url, script, 1, 1, a.latency_duration, True, load_cpus))
         if lat["non2xx"]:
@@ -667,6 +683,10 @@ def summarize(a, version: str, n_cpus: int, results) -> dict:
         s["envoy_cpu_us_per_req_added"] = round(
             s["envoy_cpu_us_per_req_with"] - s["envoy_cpu_us_per_req_without"], 1)
         s["envoy_cpu_util_without"], s["envoy_cpu_util_with"] = pair("envoy_cpu_util", 2)
+        # Start-up (admin /ready after spawn) and the process RSS after the timing.
+        s["ready_s_without"], s["ready_s_with"] = pair("ready_s", 2)
+        s["rss_mib_without"], s["rss_mib_with"] = pair("rss_mib", 1)
+        s["rss_mib_added"] = round(s["rss_mib_with"] - s["rss_mib_without"], 1)
         if all("c1_p50_us" in r for r in w + f):
             for p in ("p50", "p99"):
                 s[f"c1_{p}_without_us"], s[f"c1_{p}_with_us"] = pair(f"c1_{p}_us")
@@ -733,6 +753,22 @@ def print_table(summary: dict) -> None:
             c_ok = g["c1_p50_added_us"] <= GOAL_P50_ADDED_US
             msg += f" (at 1 connection: {g['c1_p50_added_us']:g} {'MET' if c_ok else 'MISSED'})"
         print(msg)
+        if "c1_p50_added_us" in g:
+            a_ok = g["c1_p50_added_us"] <= GOAL_INJ_P50_ADDED_US
+            b_ok = g["c1_p99_added_us"] <= GOAL_INJ_P99_ADDED_US
+            print(f"injection-stage goals at {GOAL_SIZE}, 1 connection: p50 added <= "
+                  f"{GOAL_INJ_P50_ADDED_US:g} us: {g['c1_p50_added_us']:g} {'MET' if a_ok else 'MISSED'}; "
+                  f"p99 added <= {GOAL_INJ_P99_ADDED_US:g} us: {g['c1_p99_added_us']:g} "
+                  f"{'MET' if b_ok else 'MISSED'}")
+        # --concurrency 1: a main-thread VM and one worker VM, so the added RSS covers two VMs.
+        ready_ok = g["ready_s_with"] <= GOAL_READY_S
+        rss_vm = g["rss_mib_added"] / 2
+        rss_ok = rss_vm <= GOAL_RSS_MIB_PER_VM
+        print(f"start-up and memory: ready {g['ready_s_with']:g} s with the filter (without "
+              f"{g['ready_s_without']:g} s), goal <= {GOAL_READY_S:g} s: {'MET' if ready_ok else 'MISSED'}; "
+              f"RSS {g['rss_mib_with']:g} MiB with, {g['rss_mib_without']:g} MiB without: "
+              f"{rss_vm:.1f} MiB per VM (2 VMs), goal <= {GOAL_RSS_MIB_PER_VM:g}: "
+              f"{'MET' if rss_ok else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -28,11 +28,19 @@ pub fn venv_bin(name: &str) -> PathBuf {
     venv.join("bin").join(name)
 }
 
-/// The built wasm (`TOLLGATE_WASM`, default the release build).
+/// The full built wasm, the shipped one (`TOLLGATE_WASM`, default the `wasm-release` build).
 pub fn wasm_path() -> PathBuf {
     std::env::var_os("TOLLGATE_WASM")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/wasm32-wasip1/release/tollgate.wasm"))
+        .unwrap_or_else(|| root().join("target/tollgate.wasm"))
+}
+
+/// The model-free wasm (`TOLLGATE_WASM_LITE`, default the `wasm-lite` build),
+/// for the listeners whose policies need no second-stage model.
+pub fn wasm_lite_path() -> PathBuf {
+    std::env::var_os("TOLLGATE_WASM_LITE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/wasm32-wasip1/wasm-lite/tollgate.wasm"))
 }
 
 /// A free loopback port (bound and released; good enough for tests).
@@ -147,12 +155,14 @@ pub struct Envoy {
 impl Envoy {
     /// Start `config` (relative to the root) in front of `upstream_port`; waits until ready.
     pub fn start(config: &str, upstream_port: u16) -> Result<Envoy> {
-        let wasm = wasm_path();
-        if !wasm.exists() {
-            return Err(format!(
-                "{} is missing: build it with `make wasm` (make test does)",
-                wasm.display()
-            ));
+        let (wasm, lite) = (wasm_path(), wasm_lite_path());
+        for w in [&wasm, &lite] {
+            if !w.exists() {
+                return Err(format!(
+                    "{} is missing: build it with `make wasm wasm-lite` (make test does)",
+                    w.display()
+                ));
+            }
         }
         let (listener, alt_listener, admin) = (free_port()?, free_port()?, free_port()?);
         let inj_listener = free_port()?;
@@ -164,8 +174,12 @@ impl Envoy {
             .replace("port_value: 9901", &format!("port_value: {admin}"))
             .replace("port_value: 18080", &format!("port_value: {upstream_port}"))
             .replace(
-                "filename: target/wasm32-wasip1/release/tollgate.wasm",
+                "filename: target/tollgate.wasm",
                 &format!("filename: {}", wasm.display()),
+            )
+            .replace(
+                "filename: target/wasm32-wasip1/wasm-lite/tollgate.wasm",
+                &format!("filename: {}", lite.display()),
             );
         let dir = root().join("target/e2e");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -20,9 +20,11 @@ const USAGE: &str = "usage:
   tollgate config check FILE      validate a plugin configuration with the filter's own code
   tollgate config schema          print the JSON Schema of the plugin configuration
   tollgate eval --task injection FILE.jsonl [--json]
-                                  AUC, F1, TPR at FPR 1% / 0.1% for rules, model and combined
+                                  AUC, F1, TPR at FPR 1% / 0.1% for rules, each model, models and combined
                                   (lines: {\"text\", \"label\": 0|1, \"channel\"?})
-  tollgate features --buckets N   JSON lines {\"text\"} in, the n-gram model's features out (for training)";
+  tollgate features --buckets N   JSON lines {\"text\"} in, the n-gram model's features out (for training)
+  tollgate normalize              JSON lines {\"text\"} in, {\"view\", \"rules\", \"ngram\"} out: the normalised
+                                  view the models see and the rule and n-gram scores (for training)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         ["config", "check", file] => check(file),
         ["config", "schema"] => schema(),
         ["features", "--buckets", n] => features(n),
+        ["normalize"] => normalize(),
         ["eval", "--task", "injection", file] => eval_injection(file, false),
         ["eval", "--task", "injection", file, "--json"] => eval_injection(file, true),
         ["--help"] | ["-h"] | ["help"] => {
@@ -88,6 +91,64 @@ fn features(buckets: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The normalised view of each input text (what the models are trained on)
+/// and the rule and n-gram scores of the built-in detector.
+fn normalize() -> ExitCode {
+    use tollgate_core::detect::injection::{ChannelThresholds, InjectionDetector, Thresholds};
+    use tollgate_core::detect::ScanText;
+    let (rules, model) = match (
+        tollgate_core::detect::rules::builtin(),
+        tollgate_core::detect::ngram::builtin(),
+    ) {
+        (Ok(r), Ok(m)) => (r, m),
+        (Err(e), _) => {
+            eprintln!("built-in rules: {e}");
+            return ExitCode::from(1);
+        }
+        (_, Err(e)) => {
+            eprintln!("built-in model: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let t = Some(Thresholds {
+        flag: 0.5,
+        block: 0.8,
+    });
+    let all = ChannelThresholds {
+        user: t,
+        system: t,
+        assistant: t,
+        tool: t,
+        document: t,
+    };
+    let detector = InjectionDetector::new("normalize", Some(Box::new(rules)), Some(model), all);
+    let stdin = std::io::stdin();
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            return ExitCode::from(1);
+        };
+        let text = serde_json::from_str::<Value>(&line)
+            .ok()
+            .and_then(|v| v.get("text").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        let scan = ScanText::new(&text);
+        let s = detector.score(&scan, Channel::User).scores;
+        let view = &scan.normalized().text;
+        if writeln!(
+            out,
+            "{}",
+            json!({"view": view, "rules": s.rules, "ngram": s.ngram})
+        )
+        .is_err()
+        {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    ExitCode::SUCCESS
+}
+
 /// Score a labelled file with the built-in injection detector and print
 /// AUC, F1 and TPR at fixed FPR for rules only, model only and combined.
 fn eval_injection(file: &str, as_json: bool) -> ExitCode {
@@ -126,8 +187,27 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
         tool: t,
         document: t,
     };
-    let detector = InjectionDetector::new("eval", Some(Box::new(rules)), Some(model), all);
-    let (mut r, mut m, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let tiny = match tollgate_core::detect::tiny::builtin() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("built-in second-stage model: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let tiny_alone = match tollgate_core::detect::tiny::builtin() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("built-in second-stage model: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let ngram_alone = model.clone();
+    let detector =
+        InjectionDetector::new("eval", Some(Box::new(rules)), Some(model), all).with_tiny(tiny, 2);
+    let (mut r, mut g, mut tn, mut m, mut c) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut ran = 0usize;
+    let mut errors = 0usize;
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -158,16 +238,43 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
             Some("system") => Channel::System,
             _ => Channel::User,
         };
-        let (_, s) = detector.score(&ScanText::new(t), channel);
+        let scan = ScanText::new(t);
+        let scored = detector.score(&scan, channel);
+        let s = scored.scores;
+        if scored.error.is_some() {
+            errors += 1;
+        }
+        if s.tiny.is_some() {
+            ran += 1;
+        }
+        // The second stage alone, run on every text (the normalised view).
+        let alone = tiny_alone
+            .score(&scan.normalized().text, 2, &|w| ngram_alone.score(w))
+            .unwrap_or(0.0);
         r.push((s.rules, label));
+        g.push((s.ngram, label));
+        tn.push((alone, label));
         m.push((s.model, label));
         c.push((s.combined, label));
     }
+    if errors > 0 {
+        eprintln!("{errors} texts: the second stage failed");
+        return ExitCode::from(1);
+    }
+    // F1, TPR and FPR at the default block threshold of the user channel.
+    let at = tollgate_core::config::DEFAULT_DIRECT_BLOCK;
     let rows = [
-        ("rules", metrics(&r, 0.5)),
-        ("model", metrics(&m, 0.5)),
-        ("combined", metrics(&c, 0.5)),
+        ("rules", metrics(&r, at)),
+        ("ngram", metrics(&g, at)),
+        ("tiny", metrics(&tn, at)),
+        ("model", metrics(&m, at)),
+        ("combined", metrics(&c, at)),
     ];
+    let ran_fraction = if c.is_empty() {
+        0.0
+    } else {
+        ran as f64 / c.len() as f64
+    };
     if as_json {
         let obj: serde_json::Map<String, Value> = rows
             .iter()
@@ -175,22 +282,38 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
                 (
                     name.to_string(),
                     json!({"auc": x.auc, "f1": x.f1, "threshold": x.threshold,
+                           "tpr_at_threshold": x.tpr_at_threshold, "fpr_at_threshold": x.fpr_at_threshold,
                            "tpr_at_fpr_1pct": x.tpr_at_fpr_1, "tpr_at_fpr_0_1pct": x.tpr_at_fpr_01,
                            "positives": x.positives, "negatives": x.negatives}),
                 )
             })
             .collect();
+        let mut obj = obj;
+        obj.insert("second_stage_ran".into(), json!(ran_fraction));
         println!("{}", Value::Object(obj));
     } else {
         println!(
             "{file}: {} positives, {} negatives",
             rows[0].1.positives, rows[0].1.negatives
         );
-        println!("detector    AUC     F1@0.5  TPR@FPR1%  TPR@FPR0.1%");
+        println!(
+            "rules: curated rules; ngram: n-gram model; tiny: second stage alone (every text);"
+        );
+        println!(
+            "model: n-gram + second stage as shipped (it ran on {:.1}% of texts); combined: rules + model",
+            100.0 * ran_fraction
+        );
+        println!("(F1, TPR and FPR at the default block threshold {at})");
+        println!("detector    AUC     TPR@FPR1%  TPR@FPR0.1%  F1      TPR     FPR");
         for (name, x) in &rows {
             println!(
-                "{name:<10} {:6.4}  {:6.4}  {:9.4}  {:11.4}",
-                x.auc, x.f1, x.tpr_at_fpr_1, x.tpr_at_fpr_01
+                "{name:<10} {:6.4}  {:9.4}  {:11.4}  {:6.4}  {:6.4}  {:6.4}",
+                x.auc,
+                x.tpr_at_fpr_1,
+                x.tpr_at_fpr_01,
+                x.f1,
+                x.tpr_at_threshold,
+                x.fpr_at_threshold
             );
         }
     }

@@ -15,7 +15,7 @@ fn text_input_block() {
     );
     assert_eq!(
         v,
-        json!({"id": 1, "action": "block", "injection": {"score": 1.0, "rules": ["deny-list.jailbreak-phrases"]}, "pii": [], "redacted": null})
+        json!({"id": 1, "action": "block", "injection": {"score": 1.0, "rules": ["pi.override.ignore-previous", "deny-list.jailbreak-phrases", "pi.model"]}, "pii": [], "redacted": null})
     );
 }
 
@@ -28,10 +28,11 @@ fn text_input_redact_and_allow() {
     assert_eq!(v["action"], "redact");
     assert_eq!(v["redacted"], "see [DENY_LIST]");
     let v = scan_line(&policy(), r#"{"id": "b", "text": "hello"}"#);
-    assert_eq!(
-        v,
-        json!({"id": "b", "action": "allow", "injection": {"score": 0.0, "rules": []}, "pii": [], "redacted": null})
-    );
+    assert_eq!(v["action"], "allow");
+    assert_eq!(v["injection"]["rules"], json!([]));
+    // The stacked score is a probability: low for benign text, never exactly 0.
+    let score = v["injection"]["score"].as_f64().unwrap_or(1.0);
+    assert!((0.0..0.1).contains(&score), "{score}");
 }
 
 #[test]

@@ -7,8 +7,10 @@ pub struct EvalMetrics {
     pub negatives: usize,
     /// Area under the ROC curve (ties count half).
     pub auc: f64,
-    /// F1 when flagging scores >= `threshold`.
+    /// F1, TPR and FPR when flagging scores >= `threshold`.
     pub f1: f64,
+    pub tpr_at_threshold: f64,
+    pub fpr_at_threshold: f64,
     pub threshold: f32,
     /// TPR at the strictest threshold whose FPR is <= 1% / 0.1%.
     pub tpr_at_fpr_1: f64,
@@ -70,12 +72,27 @@ pub fn f1_at(scores: &[(f32, bool)], threshold: f32) -> f64 {
     2.0 * tp / (2.0 * tp + fp + fn_)
 }
 
+/// Share of positives (`positive`) or negatives scoring >= `threshold`.
+pub fn rate_at(scores: &[(f32, bool)], threshold: f32, positive: bool) -> f64 {
+    let n = scores.iter().filter(|s| s.1 == positive).count();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let hit = scores
+        .iter()
+        .filter(|s| s.1 == positive && s.0 >= threshold)
+        .count();
+    hit as f64 / n as f64
+}
+
 pub fn metrics(scores: &[(f32, bool)], threshold: f32) -> EvalMetrics {
     EvalMetrics {
         positives: scores.iter().filter(|s| s.1).count(),
         negatives: scores.iter().filter(|s| !s.1).count(),
         auc: auc(scores),
         f1: f1_at(scores, threshold),
+        tpr_at_threshold: rate_at(scores, threshold, true),
+        fpr_at_threshold: rate_at(scores, threshold, false),
         threshold,
         tpr_at_fpr_1: tpr_at_fpr(scores, 0.01),
         tpr_at_fpr_01: tpr_at_fpr(scores, 0.001),

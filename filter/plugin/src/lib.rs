@@ -54,10 +54,15 @@ impl Context for GuardRoot {}
 impl RootContext for GuardRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let raw = self.get_plugin_configuration().unwrap_or_default();
+        let started = self.get_current_time();
         match Policy::from_json(&raw) {
             Ok(policy) => {
+                let ms = self
+                    .get_current_time()
+                    .duration_since(started)
+                    .map_or(0, |d| d.as_millis());
                 log::info!(
-                    "tollgate: configuration loaded ({} detectors)",
+                    "tollgate: configuration loaded ({} detectors) in {ms} ms",
                     policy.detectors.len()
                 );
                 self.policy = Some(Rc::new(policy));

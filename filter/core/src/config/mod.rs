@@ -270,6 +270,16 @@ fn compile_injection(i: usize, c: &InjectionConfig) -> Result<InjectionDetector,
     if rules.is_none() && model.is_none() {
         return Err(ConfigError::at(at("rules"), "rules and model are both off"));
     }
+    if !(1..=8).contains(&c.max_windows) {
+        return Err(ConfigError::at(at("maxWindows"), "must be between 1 and 8"));
+    }
+    let second_stage = c.second_stage.unwrap_or(cfg!(feature = "ml"));
+    if second_stage && model.is_none() {
+        return Err(ConfigError::at(
+            at("secondStage"),
+            "the second stage needs the n-gram model (model: true)",
+        ));
+    }
     let budget = match &c.time_budget {
         None => None,
         Some(d) => Some((
@@ -277,7 +287,23 @@ fn compile_injection(i: usize, c: &InjectionConfig) -> Result<InjectionDetector,
             c.on_timeout,
         )),
     };
-    Ok(InjectionDetector::new(&c.id, rules, model, thresholds).with_budget(budget))
+    let detector = InjectionDetector::new(&c.id, rules, model, thresholds)
+        .with_budget(budget)
+        .with_on_error(c.on_error);
+    if !second_stage {
+        return Ok(detector);
+    }
+    #[cfg(feature = "ml")]
+    {
+        let tiny = crate::detect::tiny::builtin()
+            .map_err(|e| ConfigError::at(at("secondStage"), format!("built-in model: {e}")))?;
+        Ok(detector.with_tiny(tiny, c.max_windows))
+    }
+    #[cfg(not(feature = "ml"))]
+    Err(ConfigError::at(
+        at("secondStage"),
+        "this build has no second-stage model (the model-free build); use the full tollgate.wasm",
+    ))
 }
 
 /// `"250ms"`, `"800us"`, `"1s"` to microseconds.

@@ -96,6 +96,16 @@ pub struct InjectionConfig {
     /// Use the built-in n-gram model (`models/injection/ngram.tgng`).
     #[serde(default = "yes")]
     pub model: bool,
+    /// Use the second-stage model (`models/injection/tiny/`: ONNX run with
+    /// tract) where the n-gram model is unsure. Absent: used when the build
+    /// has it (the full build does; the model-free build does not). `true`
+    /// refuses to load on a build without it; `false` turns it off.
+    #[serde(default)]
+    pub second_stage: Option<bool>,
+    /// Windows of the second stage's length scored per text at most (1 to 8);
+    /// a longer text's windows are ranked by the n-gram model.
+    #[serde(default = "two")]
+    pub max_windows: usize,
     /// Thresholds on the combined score per channel.
     #[serde(default)]
     pub channels: InjectionChannelsConfig,
@@ -107,10 +117,19 @@ pub struct InjectionConfig {
     /// `x-tollgate-degraded`) or `block` (503).
     #[serde(default)]
     pub on_timeout: crate::detect::OnTimeout,
+    /// What a request gets when a stage fails to run (the model errors):
+    /// `allow` (forwarded with `x-tollgate-degraded`, the first stage's
+    /// verdict stands) or `block` (503).
+    #[serde(default)]
+    pub on_error: crate::detect::OnTimeout,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn two() -> usize {
+    2
 }
 
 /// Thresholds per channel. Indirect injection lives in tool results and
@@ -155,11 +174,15 @@ pub struct ThresholdsConfig {
     pub block: f32,
 }
 
+/// Default block threshold for user and system text: the combined score at
+/// which the dev split's false-positive rate is <= 1% (`models/injection/tiny/combine.json`).
+pub const DEFAULT_DIRECT_BLOCK: f32 = 0.76;
+
 fn direct_thresholds() -> ThresholdsConfig {
     ThresholdsConfig {
         enabled: true,
         flag: 0.5,
-        block: 0.8,
+        block: DEFAULT_DIRECT_BLOCK,
     }
 }
 

@@ -2,12 +2,16 @@
 //! together per channel. Rules give precise spans and ids; the model catches
 //! phrasings no rule names. Both see every view of the text (see [`super::views`]).
 //!
-//! Combined score = 1 - (1 - rules) * (1 - model) (noisy-OR), where `rules` is
-//! the highest severity score of the rules that fired and `model` the model's
-//! probability. Each channel has its own `flag` and `block` thresholds.
+//! Without the second stage: combined = 1 - (1 - rules) * (1 - ngram)
+//! (noisy-OR), where `rules` is the highest severity score of the rules that
+//! fired and `ngram` the n-gram model's probability. With it (feature `ml`,
+//! see [`super::tiny`]): the tiny model runs only where the n-gram model is
+//! unsure, and combined = max(rules, sigmoid(w0 + w1 logit(ngram) + w2
+//! logit(tiny) + w3 rules)) with the weights fitted on the dev split. Each
+//! channel has its own `flag` and `block` thresholds.
 
 use super::ngram::NgramModel;
-use super::{Action, Channel, Detector, Family, Finding, OnTimeout, ScanText};
+use super::{Action, Channel, Detector, DetectorError, Family, Finding, OnTimeout, ScanText};
 
 /// Finding type of prompt-injection detections.
 pub const KIND: &str = "PROMPT_INJECTION";
@@ -45,22 +49,51 @@ impl ChannelThresholds {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Scores {
     pub rules: f32,
+    /// The n-gram model alone (highest over the views).
+    pub ngram: f32,
+    /// The second stage, when it ran on this text.
+    pub tiny: Option<f32>,
+    /// The models together (the n-gram score when the second stage did not run).
     pub model: f32,
     pub combined: f32,
+}
+
+/// A detector's scores and findings for one text, and the failure, if any.
+pub struct Scored {
+    pub findings: Vec<Finding>,
+    pub scores: Scores,
+    /// The second stage failed: scores are the first stage's alone.
+    pub error: Option<DetectorError>,
 }
 
 pub struct InjectionDetector {
     id: String,
     rules: Option<Box<dyn Detector>>,
     model: Option<NgramModel>,
+    #[cfg(feature = "ml")]
+    tiny: Option<(super::tiny::TinyModel, usize)>,
     thresholds: ChannelThresholds,
     budget: Option<(u64, OnTimeout)>,
+    on_error: OnTimeout,
 }
 
 impl InjectionDetector {
     /// Give the detector a time budget per request.
     pub fn with_budget(mut self, budget: Option<(u64, OnTimeout)>) -> Self {
         self.budget = budget;
+        self
+    }
+
+    /// What a request gets when a stage of the detector fails.
+    pub fn with_on_error(mut self, mode: OnTimeout) -> Self {
+        self.on_error = mode;
+        self
+    }
+
+    /// Add the second-stage model, run on at most `max_windows` windows per text.
+    #[cfg(feature = "ml")]
+    pub fn with_tiny(mut self, tiny: super::tiny::TinyModel, max_windows: usize) -> Self {
+        self.tiny = Some((tiny, max_windows));
         self
     }
 
@@ -74,31 +107,65 @@ impl InjectionDetector {
             id: id.to_string(),
             rules,
             model,
+            #[cfg(feature = "ml")]
+            tiny: None,
             thresholds,
             budget: None,
+            on_error: OnTimeout::Allow,
         }
     }
 
     /// Score a text: rule findings (spans in `text.original`) and the scores.
-    pub fn score(&self, text: &ScanText<'_>, channel: Channel) -> (Vec<Finding>, Scores) {
+    pub fn score(&self, text: &ScanText<'_>, channel: Channel) -> Scored {
         let mut findings = Vec::new();
         if let Some(rules) = &self.rules {
             rules.scan(text, channel, &mut findings);
         }
         let rules_score = findings.iter().map(|f| f.score).fold(0.0f32, f32::max);
-        let model_score = match &self.model {
-            Some(m) => text.views().map(|v| m.score(v.text)).fold(0.0f32, f32::max),
-            None => 0.0,
+        // The n-gram score of every view; the most suspicious view goes on to the second stage.
+        let mut ngram = 0.0f32;
+        #[allow(unused_variables, unused_mut)]
+        let mut top_view: Option<&str> = None;
+        if let Some(m) = &self.model {
+            for v in text.views() {
+                let s = m.score(v.text);
+                if top_view.is_none() || s > ngram {
+                    ngram = s;
+                    top_view = Some(v.text);
+                }
+            }
+        }
+        let mut scores = Scores {
+            rules: rules_score,
+            ngram,
+            tiny: None,
+            model: ngram,
+            combined: 0.0,
         };
-        let combined = 1.0 - (1.0 - rules_score) * (1.0 - model_score);
-        (
+        #[allow(unused_mut)]
+        let mut error = None;
+        scores.combined = 1.0 - (1.0 - rules_score) * (1.0 - scores.model);
+        #[cfg(feature = "ml")]
+        if let (Some((tiny, max_windows)), Some(model), Some(view)) =
+            (&self.tiny, &self.model, top_view)
+        {
+            if tiny.combine.needs_model(ngram) {
+                match tiny.score(view, *max_windows, &|w| model.score(w)) {
+                    Ok(p) => scores.tiny = Some(p),
+                    Err(e) => error = Some(DetectorError(e.to_string())),
+                }
+            }
+            // The stages as fitted on dev; a rule that fires keeps at least its
+            // own severity (a curated rule can block alone, as without the model).
+            let c = &tiny.combine;
+            scores.model = c.score(0.0, ngram, scores.tiny);
+            scores.combined = c.score(rules_score, ngram, scores.tiny).max(rules_score);
+        }
+        Scored {
             findings,
-            Scores {
-                rules: rules_score,
-                model: model_score,
-                combined,
-            },
-        )
+            scores,
+            error,
+        }
     }
 }
 
@@ -115,22 +182,41 @@ impl Detector for InjectionDetector {
         self.budget
     }
 
+    fn on_error(&self) -> OnTimeout {
+        self.on_error
+    }
+
     fn injection_score(&self, text: &ScanText<'_>, channel: Channel) -> Option<f32> {
         self.applies_to(channel)
-            .then(|| self.score(text, channel).1.combined)
+            .then(|| self.score(text, channel).scores.combined)
     }
 
     fn scan(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>) {
+        // A failed stage is reported by `scan_checked`; here the first stage's verdict stands.
+        let _ = self.scan_checked(text, channel, out);
+    }
+
+    fn scan_checked(
+        &self,
+        text: &ScanText<'_>,
+        channel: Channel,
+        out: &mut Vec<Finding>,
+    ) -> Result<(), DetectorError> {
         let Some(t) = self.thresholds.get(channel) else {
-            return;
+            return Ok(());
         };
-        let (rule_findings, scores) = self.score(text, channel);
+        let Scored {
+            findings: rule_findings,
+            scores,
+            error,
+        } = self.score(text, channel);
+        let result = error.map_or(Ok(()), Err);
         let action = if scores.combined >= t.block {
             Action::Block
         } else if scores.combined >= t.flag {
             Action::Flag
         } else {
-            return;
+            return result;
         };
         for mut f in rule_findings {
             f.action = action;
@@ -149,6 +235,7 @@ impl Detector for InjectionDetector {
                 source: "model",
             });
         }
+        result
     }
 }
 
@@ -218,7 +305,7 @@ mod tests {
     #[test]
     fn scores_combine_noisy_or() {
         let d = InjectionDetector::new("pi", Some(Box::new(FixedRule(0.5))), None, thresholds());
-        let (_, s) = d.score(&ScanText::new("attack"), Channel::User);
+        let s = d.score(&ScanText::new("attack"), Channel::User).scores;
         assert_eq!(s.rules, 0.5);
         assert_eq!(s.model, 0.0);
         assert!((s.combined - 0.5).abs() < 1e-6);

@@ -9,6 +9,8 @@ pub mod injection;
 pub mod ngram;
 pub mod normalize;
 pub mod rules;
+#[cfg(feature = "ml")]
+pub mod tiny;
 pub mod views;
 
 pub use denylist::DenyListDetector;
@@ -150,7 +152,28 @@ pub trait Detector: Send + Sync {
     fn budget(&self) -> Option<(u64, OnTimeout)> {
         None
     }
+    /// [`Detector::scan`], reporting a failure of the detector (a model that
+    /// could not run): the findings pushed so far stand, and the request
+    /// gets [`Detector::on_error`].
+    fn scan_checked(
+        &self,
+        text: &ScanText<'_>,
+        channel: Channel,
+        out: &mut Vec<Finding>,
+    ) -> Result<(), DetectorError> {
+        self.scan(text, channel, out);
+        Ok(())
+    }
+    /// What a request gets when this detector fails.
+    fn on_error(&self) -> OnTimeout {
+        OnTimeout::Allow
+    }
 }
+
+/// A detector could not complete its check (the message never holds scanned text).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct DetectorError(pub String);
 
 /// What a detector that runs out of its time budget means for the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -724,46 +724,58 @@ impl Detector for InjectionRulesDetector {
     }
 
     fn scan(&self, text: &ScanText<'_>, _channel: Channel, out: &mut Vec<Finding>) {
-        let view = text.normalized();
-        let hay = view.text.as_str();
-        if hay.is_empty() {
-            return;
-        }
-        let mut fired = self.candidates(hay);
-        if fired.is_empty() {
-            return;
-        }
-        // Most severe rules first, so the cap drops the least important findings.
-        fired.sort_by_key(|r| std::cmp::Reverse(r.info.severity));
+        // Every view: the normalised text, then leetspeak, collapsed letters,
+        // decoded payloads, rot13 and tag characters where the text has them.
         let mut budget = MAX_FINDINGS;
-        for rule in fired {
-            let mut taken = 0;
-            for m in rule.regex.find_iter(hay) {
-                if taken == MAX_FINDINGS_PER_RULE || budget == 0 {
-                    break;
-                }
-                if m.is_empty() {
-                    continue;
-                }
-                let Some((start, end)) = view.original_span(text.original, m.start(), m.end())
-                else {
-                    continue;
-                };
-                out.push(Finding {
-                    kind: KIND,
-                    family: Family::Injection,
-                    rule_id: rule.info.id.clone(),
-                    start,
-                    end,
-                    score: rule.info.severity.score(),
-                    action: self.action,
-                    source: "pattern",
-                });
-                taken += 1;
-                budget -= 1;
+        let first = out.len();
+        for view in text.views() {
+            let hay = view.text;
+            if hay.is_empty() {
+                continue;
             }
-            if budget == 0 {
-                break;
+            let mut fired = self.candidates(hay);
+            if fired.is_empty() {
+                continue;
+            }
+            // Most severe rules first, so the cap drops the least important findings.
+            fired.sort_by_key(|r| std::cmp::Reverse(r.info.severity));
+            for rule in fired {
+                let mut taken = 0;
+                for m in rule.regex.find_iter(hay) {
+                    if taken == MAX_FINDINGS_PER_RULE || budget == 0 {
+                        break;
+                    }
+                    if m.is_empty() {
+                        continue;
+                    }
+                    let Some((start, end)) = view.original_span(m.start(), m.end()) else {
+                        continue;
+                    };
+                    // The same rule over the same original span from two views counts once.
+                    let seen = out
+                        .get(first..)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|f| f.rule_id == rule.info.id && f.start == start && f.end == end);
+                    if seen {
+                        continue;
+                    }
+                    out.push(Finding {
+                        kind: KIND,
+                        family: Family::Injection,
+                        rule_id: rule.info.id.clone(),
+                        start,
+                        end,
+                        score: rule.info.severity.score(),
+                        action: self.action,
+                        source: "pattern",
+                    });
+                    taken += 1;
+                    budget -= 1;
+                }
+                if budget == 0 {
+                    return;
+                }
             }
         }
     }

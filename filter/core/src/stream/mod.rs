@@ -183,13 +183,14 @@ impl RequestFlow {
                 };
             }
         };
-        if let Some((name, _)) = scan.degraded.iter().find(|d| d.1 == OnTimeout::Block) {
-            let message = format!("detector {name} ran out of its time budget");
-            self.refuse(host, RefusalReason::Degraded(name), &message);
+        if let Some(d) = scan.degraded.iter().find(|d| d.mode == OnTimeout::Block) {
+            let message = format!("detector {} {}", d.detector, d.reason);
+            self.refuse(host, RefusalReason::Degraded(d.detector), &message);
             return Next::Pause;
         }
         if !scan.degraded.is_empty() {
-            let names: Vec<&str> = scan.degraded.iter().map(|d| d.0).collect();
+            let mut names: Vec<&str> = scan.degraded.iter().map(|d| d.detector).collect();
+            names.dedup();
             let value = names.join(",");
             for name in names {
                 host.count(Metric::Degraded(name), 1);
