@@ -690,7 +690,10 @@ fn injection_second_stage(ctx: &Ctx) -> Result<()> {
     check_eq!(r.header("x-tollgate-action"), Some("flag"));
     let reqs = ctx.up.requests()?;
     let last = reqs.last().ok_or("nothing reached the upstream")?;
-    check!(recorded_body(last) == body, "flagged request changed on the way");
+    check!(
+        recorded_body(last) == body,
+        "flagged request changed on the way"
+    );
     check!(
         recorded_header(last, "x-tollgate-findings")
             .is_some_and(|h| h.starts_with("PROMPT_INJECTION:pi.model=0.")),
