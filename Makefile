@@ -19,7 +19,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PKGS    := curl wrk binaryen
 
 .PHONY: help setup toolchain venv debs wasm wasm-lite cli demo up down test fmt-check clippy unit e2e \
-        py-test bench schema model model-venv model-check eval clean
+        py-test bench schema model model-venv model-tiny model-check eval clean
 
 help:
 	@echo "make demo | make test | make up / make down | make bench | make wasm | make schema | make model | make eval"
@@ -107,6 +107,16 @@ $(MODEL_VENV)/.installed: models/injection/requirements.txt
 
 model: cli model-venv
 	$(MODEL_VENV)/bin/python models/injection/train.py --tollgate target/release/tollgate --out models/injection/
+
+# The second-stage model: trained on the same splits (needs `make model` first; JAX, CPU, ~3 min).
+TINY_VENV := target/tiny-venv
+$(TINY_VENV)/.installed: models/injection/tiny/requirements.txt
+	$(PYTHON) -m venv $(TINY_VENV)
+	$(TINY_VENV)/bin/pip install -q --disable-pip-version-check -r models/injection/tiny/requirements.txt
+	@touch $@
+
+model-tiny: cli $(TINY_VENV)/.installed
+	$(TINY_VENV)/bin/python models/injection/tiny/train_tiny.py --tollgate target/release/tollgate --out models/injection/tiny/
 
 # The committed model files match their recorded sha256 sums.
 model-check:

@@ -213,7 +213,9 @@ fn deny_listed_openai(ctx: &Ctx) -> Result<()> {
     )?;
     check_eq!(
         r.json(),
-        json!({"error": {"message": "request blocked by policy (DENY_LIST:deny-list.jailbreak-phrases)",
+        // The default policy's injection detector (first stage in the model-free
+        // build) and the deny list both name the request; rule ids and scores only.
+        json!({"error": {"message": "request blocked by policy (PROMPT_INJECTION:pi.model=1.000,PROMPT_INJECTION:pi.override.ignore-previous=0.850,DENY_LIST:deny-list.jailbreak-phrases)",
                          "type": "invalid_request_error", "param": null, "code": "content_policy_violation"}})
     );
     // Also inside a tool result and in the legacy completions prompt.
@@ -248,7 +250,7 @@ fn deny_listed_anthropic(ctx: &Ctx) -> Result<()> {
     check_eq!(
         r.json(),
         json!({"type": "error", "error": {"type": "permission_error",
-               "message": "request blocked by policy (DENY_LIST:deny-list.jailbreak-phrases)"}})
+               "message": "request blocked by policy (PROMPT_INJECTION:pi.extract.reveal-system-prompt=0.850,PROMPT_INJECTION:pi.model=0.976,DENY_LIST:deny-list.jailbreak-phrases)"}})
     );
     Ok(())
 }
@@ -562,8 +564,9 @@ fn metrics(ctx: &Ctx) -> Result<()> {
     check_eq!(delta("tollgate_requests_allowed{}"), 1.0);
     check_eq!(delta("tollgate_requests_flagged{}"), 1.0);
     check_eq!(delta("tollgate_requests_redacted{}"), 1.0);
+    // The first blocking finding names the reason: here the injection detector's.
     check_eq!(
-        delta("tollgate_requests_blocked{reason=\"deny_list\"}"),
+        delta("tollgate_requests_blocked{reason=\"prompt_injection\"}"),
         1.0
     );
     check_eq!(
