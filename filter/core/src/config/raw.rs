@@ -174,23 +174,27 @@ pub struct ThresholdsConfig {
     pub block: f32,
 }
 
-/// Default block threshold for user and system text: the combined score at
-/// which the dev split's false-positive rate is <= 1% (`models/injection/tiny/combine.json`).
-pub const DEFAULT_DIRECT_BLOCK: f32 = 0.76;
+/// Default block threshold for user and system text: the lowest combined score
+/// at which the dev split's false-positive rate is <= 1% (measured with
+/// `tollgate eval`; dev FPR 0.9%, TPR 86.5%). The flag threshold 0.7 is where
+/// it is <= 2% (1.9%, TPR 89.0%).
+pub const DEFAULT_DIRECT_BLOCK: f32 = 0.82;
 
 fn direct_thresholds() -> ThresholdsConfig {
     ThresholdsConfig {
         enabled: true,
-        flag: 0.5,
+        flag: 0.7,
         block: DEFAULT_DIRECT_BLOCK,
     }
 }
 
+/// Tool results and documents: more sensitive (indirect injection hides there);
+/// on the dev split these would be FPR 2.8% (flag) and 1.5% (block).
 fn indirect_thresholds() -> ThresholdsConfig {
     ThresholdsConfig {
         enabled: true,
-        flag: 0.4,
-        block: 0.7,
+        flag: 0.6,
+        block: 0.75,
     }
 }
 
