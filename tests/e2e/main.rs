@@ -247,10 +247,16 @@ fn deny_listed_anthropic(ctx: &Ctx) -> Result<()> {
         body.to_string().as_bytes(),
         &["anthropic-version: 2023-06-01"],
     )?;
-    check_eq!(
-        r.json(),
-        json!({"type": "error", "error": {"type": "permission_error",
-               "message": "request blocked by policy (PROMPT_INJECTION:pi.extract.reveal-system-prompt=0.850,PROMPT_INJECTION:pi.model=0.976,DENY_LIST:deny-list.jailbreak-phrases)"}})
+    // Anthropic's error shape; the message names rule ids and scores (the model's
+    // score moves with every retraining, so only its presence is checked).
+    let j = r.json();
+    check_eq!(j["type"], "error");
+    check_eq!(j["error"]["type"], "permission_error");
+    let msg = j["error"]["message"].as_str().unwrap_or_default();
+    check!(
+        msg.starts_with("request blocked by policy (PROMPT_INJECTION:pi.extract.reveal-system-prompt=0.850,PROMPT_INJECTION:pi.model=0.9")
+            && msg.ends_with(",DENY_LIST:deny-list.jailbreak-phrases)"),
+        "{msg}"
     );
     Ok(())
 }
@@ -687,20 +693,16 @@ fn injection_second_stage(ctx: &Ctx) -> Result<()> {
         "full wasm: the model's finding and score are named: {msg}"
     );
     check_eq!(ctx.up.requests()?.len(), before);
-    // The model-free build with the same detector: flagged, forwarded unchanged.
+    // The model-free build with the same detector (first stage only, score
+    // about 0.5, below the flag threshold): forwarded unchanged.
     let r = post(&ctx.envoy.url("/v1/chat/completions"), &body, &[])?;
     check!(r.status == 200, "lite wasm: got {}: {}", r.status, r.text());
-    check_eq!(r.header("x-tollgate-action"), Some("flag"));
+    check_eq!(r.header("x-tollgate-action"), None);
     let reqs = ctx.up.requests()?;
     let last = reqs.last().ok_or("nothing reached the upstream")?;
     check!(
         recorded_body(last) == body,
-        "flagged request changed on the way"
-    );
-    check!(
-        recorded_header(last, "x-tollgate-findings")
-            .is_some_and(|h| h.starts_with("PROMPT_INJECTION:pi.model=0.")),
-        "the upstream sees the finding"
+        "allowed request changed on the way"
     );
     Ok(())
 }
