@@ -4,7 +4,7 @@
 //! - the n-gram model on the same text;
 //! - the whole injection detector (rules, n-gram, second stage where unsure) on
 //!   benign text (the second stage is skipped) and on a text in the unsure band
-//!   (it runs);
+//!   (it runs; repeats are served from its window cache, see the tiny model rows for the uncached cost);
 //! - the second-stage model alone at 32 and 128 tokens;
 //! - one whole 4 KB chat body through `scan_body` with the default policy.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
