@@ -91,37 +91,37 @@ fn features(buckets: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The normalised view of each input text (what the models are trained on)
-/// and the rule and n-gram scores of the built-in detector.
-fn normalize() -> ExitCode {
+/// The built-in rules and n-gram model as one detector, the same thresholds on
+/// every channel (what `normalize` and `eval` score with).
+fn first_stage(id: &str) -> Result<tollgate_core::detect::injection::InjectionDetector, String> {
     use tollgate_core::detect::injection::{ChannelThresholds, InjectionDetector, Thresholds};
-    use tollgate_core::detect::ScanText;
-    let (rules, model) = match (
-        tollgate_core::detect::rules::builtin(),
-        tollgate_core::detect::ngram::builtin(),
-    ) {
-        (Ok(r), Ok(m)) => (r, m),
-        (Err(e), _) => {
-            eprintln!("built-in rules: {e}");
-            return ExitCode::from(1);
-        }
-        (_, Err(e)) => {
-            eprintln!("built-in model: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let t = Some(Thresholds {
+    let rules =
+        tollgate_core::detect::rules::builtin().map_err(|e| format!("built-in rules: {e}"))?;
+    let model =
+        tollgate_core::detect::ngram::builtin().map_err(|e| format!("built-in model: {e}"))?;
+    let all = ChannelThresholds::all(Thresholds {
         flag: 0.5,
         block: 0.8,
     });
-    let all = ChannelThresholds {
-        user: t,
-        system: t,
-        assistant: t,
-        tool: t,
-        document: t,
+    Ok(InjectionDetector::new(
+        id,
+        Some(Box::new(rules)),
+        Some(model),
+        all,
+    ))
+}
+
+/// The normalised view of each input text (what the models are trained on)
+/// and the rule and n-gram scores of the built-in detector.
+fn normalize() -> ExitCode {
+    use tollgate_core::detect::ScanText;
+    let detector = match first_stage("normalize") {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
     };
-    let detector = InjectionDetector::new("normalize", Some(Box::new(rules)), Some(model), all);
     let stdin = std::io::stdin();
     let mut out = BufWriter::new(std::io::stdout().lock());
     for line in stdin.lock().lines() {
@@ -152,7 +152,6 @@ fn normalize() -> ExitCode {
 /// Score a labelled file with the built-in injection detector and print
 /// AUC, F1 and TPR at fixed FPR for rules only, model only and combined.
 fn eval_injection(file: &str, as_json: bool) -> ExitCode {
-    use tollgate_core::detect::injection::{ChannelThresholds, InjectionDetector, Thresholds};
     use tollgate_core::detect::ScanText;
     use tollgate_core::eval::metrics;
     let text = match std::fs::read_to_string(file) {
@@ -162,48 +161,19 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let rules = match tollgate_core::detect::rules::builtin() {
-        Ok(r) => r,
+    let tiny = tollgate_core::detect::tiny::builtin()
+        .map_err(|e| format!("built-in second-stage model: {e}"));
+    let detector = match first_stage("eval").and_then(|d| tiny.map(|t| d.with_tiny(t, 2))) {
+        Ok(d) => d,
         Err(e) => {
-            eprintln!("built-in rules: {e}");
+            eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
-    let model = match tollgate_core::detect::ngram::builtin() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("built-in model: {e}");
-            return ExitCode::from(1);
-        }
+    let (Some(tiny_alone), Some(ngram)) = (detector.tiny(), detector.ngram()) else {
+        eprintln!("the eval detector has no second stage");
+        return ExitCode::from(1);
     };
-    let t = Some(Thresholds {
-        flag: 0.5,
-        block: 0.8,
-    });
-    let all = ChannelThresholds {
-        user: t,
-        system: t,
-        assistant: t,
-        tool: t,
-        document: t,
-    };
-    let tiny = match tollgate_core::detect::tiny::builtin() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("built-in second-stage model: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let tiny_alone = match tollgate_core::detect::tiny::builtin() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("built-in second-stage model: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let ngram_alone = model.clone();
-    let detector =
-        InjectionDetector::new("eval", Some(Box::new(rules)), Some(model), all).with_tiny(tiny, 2);
     let (mut r, mut g, mut tn, mut m, mut c) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut ran = 0usize;
@@ -248,9 +218,13 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
             ran += 1;
         }
         // The second stage alone, run on every text (the normalised view).
-        let alone = tiny_alone
-            .score(&scan.normalized().text, 2, &|w| ngram_alone.score(w))
-            .unwrap_or(0.0);
+        let alone = match tiny_alone.score(&scan.normalized().text, 2, &|w| ngram.score(w)) {
+            Ok(p) => p,
+            Err(_) => {
+                errors += 1;
+                0.0
+            }
+        };
         r.push((s.rules, label));
         g.push((s.ngram, label));
         tn.push((alone, label));

@@ -28,17 +28,10 @@ fn text(size: usize) -> String {
 }
 
 fn detector(tiny: bool) -> Result<InjectionDetector, Box<dyn std::error::Error>> {
-    let t = Some(Thresholds {
+    let all = ChannelThresholds::all(Thresholds {
         flag: 0.5,
         block: 0.8,
     });
-    let all = ChannelThresholds {
-        user: t,
-        system: t,
-        assistant: t,
-        tool: t,
-        document: t,
-    };
     let rules = tollgate_core::detect::rules::builtin()?;
     let ngram = tollgate_core::detect::ngram::builtin()?;
     let d = InjectionDetector::new("bench", Some(Box::new(rules)), Some(ngram), all);

@@ -237,12 +237,7 @@ mod tests {
 
     /// The default policy's deny lists alone (its injection detector would add findings).
     fn deny_lists_only() -> Policy {
-        let mut v: serde_json::Value =
-            serde_json::from_str(crate::config::DEFAULT_POLICY_JSON).unwrap_or_default();
-        if let Some(d) = v["detectors"].as_array_mut() {
-            d.retain(|x| x["type"] != "injection");
-        }
-        match Policy::from_json(v.to_string().as_bytes()) {
+        match Policy::from_json(crate::config::default_deny_lists_only_json().as_bytes()) {
             Ok(p) => p,
             Err(e) => unreachable!("{e}"),
         }

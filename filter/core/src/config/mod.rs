@@ -19,6 +19,17 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The default policy: the one the demo runs and `tollgate scan` uses without `--config`.
 pub const DEFAULT_POLICY_JSON: &str = include_str!("../../default-policy.json");
 
+/// The default policy without its injection detector (tests of the deny lists,
+/// whose findings the injection detector would add to).
+#[cfg(test)]
+pub(crate) fn default_deny_lists_only_json() -> String {
+    let mut v: serde_json::Value = serde_json::from_str(DEFAULT_POLICY_JSON).unwrap_or_default();
+    if let Some(d) = v["detectors"].as_array_mut() {
+        d.retain(|x| x["type"] != "injection");
+    }
+    v.to_string()
+}
+
 /// A configuration error, naming the field and the reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("config{}: {reason}", display_path(.path))]

@@ -34,6 +34,17 @@ pub struct ChannelThresholds {
 }
 
 impl ChannelThresholds {
+    /// The same thresholds on every channel (evaluation, training, benches).
+    pub fn all(t: Thresholds) -> Self {
+        ChannelThresholds {
+            user: Some(t),
+            system: Some(t),
+            assistant: Some(t),
+            tool: Some(t),
+            document: Some(t),
+        }
+    }
+
     pub fn get(&self, channel: Channel) -> Option<Thresholds> {
         match channel {
             Channel::User => self.user,
@@ -88,6 +99,17 @@ impl InjectionDetector {
     pub fn with_on_error(mut self, mode: OnTimeout) -> Self {
         self.on_error = mode;
         self
+    }
+
+    /// The n-gram model, if the detector has one.
+    pub fn ngram(&self) -> Option<&NgramModel> {
+        self.model.as_ref()
+    }
+
+    /// The second-stage model, if the detector has one.
+    #[cfg(feature = "ml")]
+    pub fn tiny(&self) -> Option<&super::tiny::TinyModel> {
+        self.tiny.as_ref().map(|t| &t.0)
     }
 
     /// Add the second-stage model, run on at most `max_windows` windows per text.

@@ -17,12 +17,7 @@ fn default_policy() -> Rc<Policy> {
 
 /// The default policy's deny lists alone (its injection detector would add findings).
 fn deny_lists_only() -> Rc<Policy> {
-    let mut v: serde_json::Value =
-        serde_json::from_str(crate::config::DEFAULT_POLICY_JSON).unwrap_or_default();
-    if let Some(d) = v["detectors"].as_array_mut() {
-        d.retain(|x| x["type"] != "injection");
-    }
-    policy(&v.to_string())
+    policy(&crate::config::default_deny_lists_only_json())
 }
 
 fn chat(text: &str) -> Vec<u8> {
