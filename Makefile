@@ -133,3 +133,21 @@ schema:
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
+
+# PII corpus and NER model (issue #4): synthetic data from Faker (fixed seed, ~15 s), then
+# the NER model (JAX, CPU, fixed seed). Data: target/pii-data/{train,dev,test,hardneg}.jsonl.
+PII_VENV := target/pii-venv
+$(PII_VENV)/.installed: models/pii/requirements.txt
+	$(PYTHON) -m venv $(PII_VENV)
+	$(PII_VENV)/bin/pip install -q --disable-pip-version-check -r models/pii/requirements.txt
+	@touch $@
+
+.PHONY: pii-data model-ner model-ner-check
+pii-data: $(PII_VENV)/.installed
+	$(PII_VENV)/bin/python models/pii/build_data.py target/pii-data
+
+model-ner: pii-data
+	$(PII_VENV)/bin/python models/pii/ner/train_ner.py --data target/pii-data --out models/pii/ner/
+
+model-ner-check:
+	cd models/pii/ner && sha256sum -c --quiet SHA256SUMS

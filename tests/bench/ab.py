@@ -249,6 +249,29 @@ def make_body(size: int) -> bytes:
 # --------------------------------------------------------------------------
 # Envoy
 
+# Stage costs: the same Envoy and wasm as "with", the filter with no detector
+# against the filter with one stage; the difference is that stage's cost in V8.
+STAGE_POLICIES = {
+    "stage-empty": {"schemaVersion": 1, "detectors": []},
+    # Every pattern type (secrets blocked, the rest masked), no NER: patterns and validators.
+    "stage-pii": {"schemaVersion": 1, "detectors": [{"type": "pii", "id": "pii", "ner": False}]},
+}
+GOAL_PII_PATTERNS_US = 50.0
+
+
+def with_policy(src: str, policy: dict) -> str:
+    """`src` (an Envoy config) with the plugin configuration under `value: |` replaced."""
+    lines = src.split("\n")
+    for i, line in enumerate(lines):
+        if line.strip() == "value: |":
+            indent = len(line) - len(line.lstrip()) + 2
+            j = i + 1
+            while j < len(lines) and (not lines[j].strip() or len(lines[j]) - len(lines[j].lstrip()) >= indent):
+                j += 1
+            body = [" " * indent + l for l in json.dumps(policy, indent=2).split("\n")]
+            return "\n".join(lines[: i + 1] + body + lines[j:])
+    raise BenchError("no `value: |` plugin configuration in envoy/bench-with.yaml")
+
 
 class Envoy:
     def __init__(self, variant: str, envoy: Path, upstream_port: int, workdir: Path,
@@ -256,7 +279,9 @@ class Envoy:
         self.variant = variant
         self.port = free_port()
         self.admin = free_port()
-        src = CONFIGS[variant].read_text()
+        src = CONFIGS.get(variant, CONFIGS["with"]).read_text()
+        if variant in STAGE_POLICIES:
+            src = with_policy(src, STAGE_POLICIES[variant])
         for old, new in (("port_value: 10000", self.port), ("port_value: 9901", self.admin),
                          ("port_value: 18080", upstream_port)):
             if old not in src:
@@ -323,7 +348,7 @@ class Envoy:
         except ValueError as e:
             raise self.fail(f"check request: unexpected answer {resp[:200]!r}: {e}")
         after = self.stats()
-        if self.variant == "with":
+        if self.variant != "without":
             for name in ("tollgate_requests", "tollgate_requests_allowed"):
                 if after.get(name, 0) < before.get(name, 0) + 1:
                     raise self.fail(f"{name} did not count the check request "
@@ -451,6 +476,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 1 round, 2 s timings, 1 s warm-up, 1 s latency probe")
     ap.add_argument("--rounds", type=int, help="rounds per size and variant (default 2)")
+    ap.add_argument("--no-stages", dest="stages", action="store_false",
+                    help="skip the stage-cost runs (filter with no detector vs one stage, 4KB, 1 connection)")
     ap.add_argument("--duration", type=float, help="seconds per throughput timing (default 7)")
     ap.add_argument("--warmup", type=float, help="seconds of warm-up per Envoy start (default 1)")
     ap.add_argument("--latency-duration", type=float,
@@ -544,6 +571,17 @@ def proc_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def stage_run(a, e: Envoy, wrk: str, body: bytes, script: Path, load_cpus) -> dict:
+    """Ready, checked, warmed up at one connection, then latency at one connection."""
+    e.wait_ready()
+    e.check(body)
+    run_wrk(wrk, e.url, script, 1, 1, max(a.warmup, 1.0), False, load_cpus)
+    lat = parse_wrk(run_wrk(wrk, e.url, script, 1, 1, max(a.latency_duration, 2.0), True, load_cpus))
+    if lat["non2xx"] or lat["requests"] == 0:
+        raise e.fail(f"stage probe: {lat['non2xx']} non-2xx of {lat['requests']}")
+    return {"c1_p50_us": lat["p50_us"], "c1_p99_us": lat["p99_us"]}
+
+
 def one_run(a, e: Envoy, wrk: str, body: bytes, script: Path, load_cpus) -> dict:
     """Ready, checked, warmed up: time throughput (N connections), then latency (1 connection)."""
     ready_s = e.wait_ready()
@@ -559,7 +597,7 @@ def one_run(a, e: Envoy, wrk: str, body: bytes, script: Path, load_cpus) -> dict
         raise e.fail(f"{r['non2xx']} non-2xx answers during the timing:\n{out}")
     if r["requests"] == 0:
         raise e.fail(f"no request completed during the timing:\n{out}")
-    if e.variant == "with":
+    if e.variant != "without":
         counted = e.stats().get("tollgate_requests", 0) - before.get("tollgate_requests", 0)
         if counted < r["requests"]:
             raise e.fail(f"the filter counted {counted:.0f} requests, wrk completed {r['requests']}")
@@ -627,11 +665,34 @@ def main() -> int:
                           f"{r['envoy_cpu_us_per_req']:4.0f} us/req{c1}"
                           + (f"  socket errors {r['socket_errors']}" if r["socket_errors"] else ""),
                           flush=True)
+        stages = {}
+        if a.stages and GOAL_SIZE in bodies:
+            name = GOAL_SIZE
+            stage_runs: dict[str, list[dict]] = {v: [] for v in STAGE_POLICIES}
+            for rnd in range(1, a.rounds + 1):
+                for variant in STAGE_POLICIES:
+                    run_no += 1
+                    e = Envoy(variant, envoy_bin, up_port, workdir, run_no, envoy_cpus)
+                    try:
+                        r = stage_run(a, e, wrk, bodies[name], scripts[name], load_cpus)
+                    finally:
+                        e.stop()
+                    stage_runs[variant].append(r)
+                    print(f"  {name:>4} round {rnd} {variant:<11}: 1 conn: p50 {fmt_us(r['c1_p50_us']):>5} us "
+                          f"p99 {fmt_us(r['c1_p99_us']):>5} us", flush=True)
+            med = statistics.median
+            for variant, runs in stage_runs.items():
+                stages[variant] = {"c1_p50_us": round(med(r["c1_p50_us"] for r in runs), 1),
+                                   "c1_p99_us": round(med(r["c1_p99_us"] for r in runs), 1)}
+            stages["pii_patterns_added_p50_us"] = round(
+                stages["stage-pii"]["c1_p50_us"] - stages["stage-empty"]["c1_p50_us"], 1)
         busy_run, steal_run = busy_share(c_start, cpu_times())
         if upstream.poll() is not None:
             raise BenchError(f"the upstream exited with status {upstream.returncode} during the run")
 
         summary = summarize(a, version, n_cpus, results)
+        if stages:
+            summary["stages"] = stages
         summary["machine"].update({
             "busy_before_start": round(busy_before, 3),
             "busy_during_run": round(busy_run, 3),
@@ -646,6 +707,11 @@ def main() -> int:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(summary, indent=2) + "\n")
         print_table(summary)
+        if stages:
+            v = stages["pii_patterns_added_p50_us"]
+            print(f"PII goal at {GOAL_SIZE}, 1 connection (the filter with every PII pattern type vs the "
+                  f"filter with no detector): p50 added {v:g} us, goal <= {GOAL_PII_PATTERNS_US:g} us: "
+                  f"{'MET' if v <= GOAL_PII_PATTERNS_US else 'MISSED'}")
         try:
             shown = a.out.relative_to(ROOT)
         except ValueError:

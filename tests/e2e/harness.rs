@@ -147,6 +147,7 @@ pub struct Envoy {
     pub listener: u16,
     pub alt_listener: u16,
     pub inj_listener: u16,
+    pub pii_listener: u16,
     pub admin: u16,
     pub log: PathBuf,
     proc: Proc,
@@ -166,11 +167,13 @@ impl Envoy {
         }
         let (listener, alt_listener, admin) = (free_port()?, free_port()?, free_port()?);
         let inj_listener = free_port()?;
+        let pii_listener = free_port()?;
         let text = std::fs::read_to_string(root().join(config)).map_err(|e| e.to_string())?;
         let text = text
             .replace("port_value: 10000", &format!("port_value: {listener}"))
             .replace("port_value: 10001", &format!("port_value: {alt_listener}"))
             .replace("port_value: 10002", &format!("port_value: {inj_listener}"))
+            .replace("port_value: 10003", &format!("port_value: {pii_listener}"))
             .replace("port_value: 9901", &format!("port_value: {admin}"))
             .replace("port_value: 18080", &format!("port_value: {upstream_port}"))
             .replace(
@@ -205,6 +208,7 @@ impl Envoy {
             listener,
             alt_listener,
             inj_listener,
+            pii_listener,
             admin,
             log,
             proc: Proc {
@@ -244,6 +248,10 @@ impl Envoy {
 
     pub fn inj_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.inj_listener)
+    }
+
+    pub fn pii_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.pii_listener)
     }
 
     pub fn alt_url(&self, path: &str) -> String {

@@ -63,6 +63,19 @@ const CASES: &[Case] = &[
         "default_policy_blocks_injection_without_a_phrase",
         default_policy_injection,
     ),
+    ("pii_pseudonyms_round_trip_through_envoy", pii_round_trip),
+    (
+        "pii_actions_rewrite_only_the_strings_the_upstream_gets",
+        pii_actions,
+    ),
+    ("pii_in_tool_results_and_arguments_rewritten", pii_tools),
+    (
+        "pii_secret_blocked_never_reaches_upstream",
+        pii_secret_blocked,
+    ),
+    ("pii_in_responses_masked_or_blocked", pii_responses),
+    ("pii_hard_negatives_pass_byte_for_byte", pii_negatives),
+    ("pii_pseudonyms_with_the_official_sdks", pii_sdks),
 ];
 
 /// Cases that need no running Envoy.
@@ -739,6 +752,242 @@ fn default_policy_injection(ctx: &Ctx) -> Result<()> {
 }
 
 // ---- cases without a running Envoy ----
+
+fn pii_round_trip(ctx: &Ctx) -> Result<()> {
+    let prompt = "Mail anna.meier@example.com or call +44 20 7946 0958; anna.meier@example.com is my work address.";
+    let body = format!(
+        "{{\"model\": \"gpt-4o-mini\",  \"temperature\": 1.0e0, \"messages\": [{{\"role\": \"user\", \"content\": \"{prompt}\"}}]}}"
+    );
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        body.as_bytes(),
+        &[],
+    )?;
+    check_eq!(r.status, 200);
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 1);
+    let got = String::from_utf8_lossy(&recorded_body(&reqs[0])).into_owned();
+    let want = body
+        .replace("anna.meier@example.com", "<EMAIL_1>")
+        .replace("+44 20 7946 0958", "<PHONE_1>");
+    check!(got == want, "upstream got {got}\nwant {want}");
+    check_eq!(
+        recorded_header(&reqs[0], "content-length"),
+        Some(got.len().to_string())
+    );
+    let findings = recorded_header(&reqs[0], "x-tollgate-findings").unwrap_or_default();
+    check!(
+        findings.contains("EMAIL:pii.")
+            && findings.contains("PHONE:pii.")
+            && !findings.contains("anna"),
+        "findings header {findings}"
+    );
+    // The mock echoes the prompt it got; the client reads the original values.
+    check_eq!(r.json()["choices"][0]["message"]["content"], prompt);
+    check_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string()).as_deref()
+    );
+    Ok(())
+}
+
+fn pii_actions(ctx: &Ctx) -> Result<()> {
+    let text = "Card 4111 1111 1111 1111, IBAN GB82 WEST 1234 5698 7654 32, SSN 536-22-1234, from 10.1.2.3.";
+    let body = chat(text);
+    let r = post(&ctx.envoy.pii_url("/v1/chat/completions"), &body, &[])?;
+    check_eq!(r.status, 200);
+    check_eq!(r.header("x-tollgate-action"), Some("redact"));
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 1);
+    let got: Value = serde_json::from_slice(&recorded_body(&reqs[0])).map_err(|e| e.to_string())?;
+    let sent = got["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    check!(
+        sent.starts_with("Card **** **** **** 1111, IBAN [IBAN:"),
+        "upstream got {sent}"
+    );
+    check!(
+        sent.ends_with("], SSN [US_SSN], from 10.1.2.3."),
+        "upstream got {sent}"
+    );
+    check!(
+        !sent.contains("WEST") && !sent.contains("536-22"),
+        "upstream got {sent}"
+    );
+    // Only that string changed.
+    let mut expected: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    expected["messages"][0]["content"] = Value::String(sent.clone());
+    check!(
+        recorded_body(&reqs[0]) == expected.to_string().into_bytes(),
+        "other bytes changed"
+    );
+    // The same IBAN gets the same keyed tag in the next request; IP_ADDRESS is only flagged.
+    ctx.up.reset()?;
+    post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        &chat("GB82 WEST 1234 5698 7654 32"),
+        &[],
+    )?;
+    let again: Value = serde_json::from_slice(&recorded_body(&ctx.up.requests()?[0]))
+        .map_err(|e| e.to_string())?;
+    let tag = again["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    check!(
+        tag.starts_with("[IBAN:") && sent.contains(&tag),
+        "tag {tag} not in {sent}"
+    );
+    let findings = recorded_header(&reqs[0], "x-tollgate-findings").unwrap_or_default();
+    check!(findings.contains("IP_ADDRESS:pii."), "findings {findings}");
+    Ok(())
+}
+
+fn pii_tools(ctx: &Ctx) -> Result<()> {
+    let body = json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "user", "content": "Look up my customer record"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+              "function": {"name": "lookup", "arguments": "{\"email\":\"max.power@example.net\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "Customer: card 5555 5555 5555 4444, phone +1 415 555 2671"}
+        ]
+    })
+    .to_string();
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        body.as_bytes(),
+        &[],
+    )?;
+    check_eq!(r.status, 200);
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 1);
+    let got: Value = serde_json::from_slice(&recorded_body(&reqs[0])).map_err(|e| e.to_string())?;
+    check_eq!(
+        got["messages"][1]["tool_calls"][0]["function"]["arguments"],
+        "{\"email\":\"<EMAIL_1>\"}"
+    );
+    check_eq!(
+        got["messages"][2]["content"],
+        "Customer: card **** **** **** 4444, phone <PHONE_1>"
+    );
+    Ok(())
+}
+
+fn pii_secret_blocked(ctx: &Ctx) -> Result<()> {
+    for (path, body) in [
+        (
+            "/v1/chat/completions",
+            chat("deploy with AKIAIOSFODNN7EXAMPLE please"),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user",
+                   "content": "my key sk-proj-4fQ2xT9bLmN7pR3sV8wY1zA6cD0eG5hJ2kL9nP4qS7uX"}]})
+            .to_string()
+            .into_bytes(),
+        ),
+    ] {
+        let r = post(&ctx.envoy.pii_url(path), &body, &[])?;
+        check_eq!(r.status, 403);
+        check!(
+            !r.text().contains("AKIA") && !r.text().contains("sk-proj"),
+            "reply echoes the key: {}",
+            r.text()
+        );
+        if path == "/v1/messages" {
+            check_eq!(r.json()["type"], "error");
+        } else {
+            check!(
+                r.json()["error"]["message"].is_string(),
+                "not an OpenAI error: {}",
+                r.text()
+            );
+        }
+    }
+    check_eq!(ctx.up.requests()?.len(), 0);
+    Ok(())
+}
+
+fn pii_responses(ctx: &Ctx) -> Result<()> {
+    use base64::Engine as _;
+    let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let reply = format!(
+        "x-mock-reply: {}",
+        enc("Call me on +44 20 7946 0958, card 4111 1111 1111 1111")
+    );
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        &chat("hello"),
+        &[&reply],
+    )?;
+    check_eq!(r.status, 200);
+    // A phone number the model wrote has no request to come from: masked, not pseudonymised.
+    check_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Call me on [PHONE], card **** **** **** 1111"
+    );
+    check_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string()).as_deref()
+    );
+    let reply = format!("x-mock-reply: {}", enc("the key is AKIAIOSFODNN7EXAMPLE"));
+    let r = post(&ctx.envoy.pii_url("/v1/messages"),
+        json!({"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}).to_string().as_bytes(),
+        &[&reply])?;
+    check_eq!(r.status, 502);
+    check_eq!(r.json()["type"], "error");
+    check!(!r.text().contains("AKIA"), "leaked: {}", r.text());
+    Ok(())
+}
+
+fn pii_negatives(ctx: &Ctx) -> Result<()> {
+    let texts = [
+        "Order #4829301756 shipped 2024-03-15T10:22:33Z, tracking 1Z999AA10123456784.",
+        "Upgrade from v10.4.1.2 to 4.19.0-21-amd64; commit 3f9a1c2b7d4e5f60718293a4b5c6d7e8f9012345.",
+        "Price $1,299.99 or 1.299,00 EUR; uuid 123e4567-e89b-12d3-a456-426614174000; ISBN 978-3-16-148410-0.",
+        "Card-like 4111 1111 1111 1112 fails Luhn; colour #1a2b3c; epoch 1710498153.",
+    ];
+    for t in texts {
+        ctx.up.reset()?;
+        let body = chat(t);
+        let r = post(&ctx.envoy.pii_url("/v1/chat/completions"), &body, &[])?;
+        check_eq!(r.status, 200);
+        check_eq!(r.header("x-tollgate-action"), None);
+        let reqs = ctx.up.requests()?;
+        check!(
+            recorded_body(&reqs[0]) == body,
+            "changed: {}",
+            String::from_utf8_lossy(&recorded_body(&reqs[0]))
+        );
+        check_eq!(r.json()["choices"][0]["message"]["content"], t);
+    }
+    Ok(())
+}
+
+fn pii_sdks(ctx: &Ctx) -> Result<()> {
+    let url = ctx.envoy.pii_url("/v1");
+    let v = python_json("tests/clients/pii_sdk_check.py", &["--base-url", &url])?;
+    check_eq!(v["ok"], true);
+    check_eq!(v["openai"], v["prompt"]);
+    check_eq!(v["anthropic"], v["prompt"]);
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 2);
+    for req in reqs {
+        let body = String::from_utf8_lossy(&recorded_body(&req)).into_owned();
+        check!(
+            body.contains("<EMAIL_1>") && body.contains("<PHONE_1>"),
+            "upstream got {body}"
+        );
+        check!(
+            !body.contains("jane.roe") && !body.contains("7946"),
+            "upstream got {body}"
+        );
+    }
+    Ok(())
+}
 
 fn envoy_validate(path: &std::path::Path) -> Result<(bool, String)> {
     let out = Command::new(venv_bin("envoy"))

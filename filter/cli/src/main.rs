@@ -11,7 +11,7 @@ use std::io::{BufRead, BufWriter, Write};
 use std::process::ExitCode;
 use tollgate_core::api::Direction;
 use tollgate_core::detect::{Action, Channel, Family, Finding};
-use tollgate_core::redact::redact;
+use tollgate_core::redact::{redact, Pseudonyms};
 use tollgate_core::scan::{decide, injection_score, injection_summary, scan_text, scan_value};
 use tollgate_core::{PluginConfig, Policy};
 
@@ -22,6 +22,10 @@ const USAGE: &str = "usage:
   tollgate eval --task injection FILE.jsonl [--json]
                                   AUC, F1, TPR at FPR 1% / 0.1% for rules, each model, models and combined
                                   (lines: {\"text\", \"label\": 0|1, \"channel\"?})
+  tollgate eval --task pii FILE.jsonl [--json]
+                                  precision, recall and F1 per type (exact spans and overlap), and the
+                                  share of texts without gold spans where anything fired
+                                  (lines: {\"text\", \"spans\": [{\"start\", \"end\", \"type\"}]}, UTF-8 byte offsets)
   tollgate features --buckets N   JSON lines {\"text\"} in, the n-gram model's features out (for training)
   tollgate normalize              JSON lines {\"text\"} in, {\"view\", \"rules\", \"ngram\"} out: the normalised
                                   view the models see and the rule and n-gram scores (for training)";
@@ -38,6 +42,8 @@ fn main() -> ExitCode {
         ["normalize"] => normalize(),
         ["eval", "--task", "injection", file] => eval_injection(file, false),
         ["eval", "--task", "injection", file, "--json"] => eval_injection(file, true),
+        ["eval", "--task", "pii", file] => eval_pii(file, false),
+        ["eval", "--task", "pii", file, "--json"] => eval_pii(file, true),
         ["--help"] | ["-h"] | ["help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -294,6 +300,142 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The PII detector `eval --task pii` scores: every type, flagged, with the
+/// default minimum score (NER types when the build has the model).
+fn pii_eval_policy() -> Result<Policy, String> {
+    use tollgate_core::detect::pii::PiiType;
+    let types: serde_json::Map<String, Value> = PiiType::ALL
+        .iter()
+        .map(|t| (t.as_str().to_string(), json!("flag")))
+        .collect();
+    let cfg =
+        json!({"schemaVersion": 1, "detectors": [{"type": "pii", "id": "pii", "types": types}]});
+    Policy::from_json(cfg.to_string().as_bytes()).map_err(|e| format!("the eval policy: {e}"))
+}
+
+/// Score a file of texts with gold spans: per-type precision, recall and F1.
+fn eval_pii(file: &str, as_json: bool) -> ExitCode {
+    use tollgate_core::eval::{PiiReport, Span};
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{file}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let policy = match pii_eval_policy() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut report = PiiReport::default();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{file}:{}: {e}", n + 1);
+                return ExitCode::from(1);
+            }
+        };
+        let Some(t) = v["text"].as_str() else {
+            eprintln!("{file}:{}: text must be a string", n + 1);
+            return ExitCode::from(1);
+        };
+        let mut gold = Vec::new();
+        for s in v["spans"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            let (Some(start), Some(end), Some(kind)) =
+                (s["start"].as_u64(), s["end"].as_u64(), s["type"].as_str())
+            else {
+                eprintln!("{file}:{}: a span needs start, end and type", n + 1);
+                return ExitCode::from(1);
+            };
+            let (start, end) = (start as usize, end as usize);
+            if start >= end || t.get(start..end).is_none() {
+                eprintln!(
+                    "{file}:{}: span {start}..{end} is not a UTF-8 range of the text",
+                    n + 1
+                );
+                return ExitCode::from(1);
+            }
+            gold.push(Span {
+                kind: kind.to_string(),
+                start,
+                end,
+            });
+        }
+        let predicted: Vec<Span> = scan_text(&policy, t, Channel::User)
+            .into_iter()
+            .filter(|f| f.family == Family::Pii)
+            .map(|f| Span {
+                kind: f.kind.to_string(),
+                start: f.start,
+                end: f.end,
+            })
+            .collect();
+        report.add(&gold, &predicted);
+    }
+    let pct = |x: f64| {
+        if x.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{:.1}", 100.0 * x)
+        }
+    };
+    if as_json {
+        let per_type: serde_json::Map<String, Value> = report
+            .per_type
+            .iter()
+            .map(|(k, c)| {
+                (
+                    k.clone(),
+                    json!({"gold": c.gold, "predicted": c.predicted,
+                           "precision": c.precision(true), "recall": c.recall(true), "f1": c.f1(true),
+                           "overlap_precision": c.precision(false), "overlap_recall": c.recall(false),
+                           "overlap_f1": c.f1(false)}),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"texts": report.texts, "negative_texts": report.negative_texts,
+                   "negative_texts_hit": report.negative_texts_hit,
+                   "negative_fp_rate": report.negative_fp_rate(), "per_type": per_type})
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{file}: {} texts, {} without gold spans",
+        report.texts, report.negative_texts
+    );
+    println!("exact: same type and bytes; overlap: same type, any shared byte (percent)");
+    println!("type                 gold  pred   P      R      F1     | P(ov)  R(ov)  F1(ov)");
+    for (k, c) in &report.per_type {
+        println!(
+            "{k:<19} {:5} {:5}  {:>5}  {:>5}  {:>5}  | {:>5}  {:>5}  {:>5}",
+            c.gold,
+            c.predicted,
+            pct(c.precision(true)),
+            pct(c.recall(true)),
+            pct(c.f1(true)),
+            pct(c.precision(false)),
+            pct(c.recall(false)),
+            pct(c.f1(false)),
+        );
+    }
+    println!(
+        "texts without gold spans where something fired: {} of {} ({}%)",
+        report.negative_texts_hit,
+        report.negative_texts,
+        pct(report.negative_fp_rate())
+    );
+    ExitCode::SUCCESS
+}
+
 fn check(file: &str) -> ExitCode {
     match load_policy(Some(file)) {
         Ok(p) => {
@@ -408,7 +550,8 @@ fn scan_input(policy: &Policy, input: &Value) -> Result<Value, String> {
                 };
             let findings = scan_text(policy, text, channel);
             let action = decide(&findings);
-            let redacted = (action == Action::Redact).then(|| redact(text, &findings));
+            let redacted = (action == Action::Redact)
+                .then(|| redact(text, &findings, &mut Pseudonyms::default()));
             let model = injection_score(policy, text, channel);
             Ok(output(
                 action,

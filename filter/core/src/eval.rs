@@ -99,9 +99,159 @@ pub fn metrics(scores: &[(f32, bool)], threshold: f32) -> EvalMetrics {
     }
 }
 
+/// A labelled or predicted span: type name and UTF-8 byte range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub kind: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Span counts of one type: strict (same type, same bytes) and overlap
+/// (same type, any shared byte; one gold span matches one prediction).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpanCounts {
+    pub gold: usize,
+    pub predicted: usize,
+    pub strict_tp: usize,
+    pub overlap_tp: usize,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 {
+        f64::NAN
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+impl SpanCounts {
+    pub fn precision(&self, strict: bool) -> f64 {
+        ratio(self.tp(strict), self.predicted)
+    }
+    pub fn recall(&self, strict: bool) -> f64 {
+        ratio(self.tp(strict), self.gold)
+    }
+    pub fn f1(&self, strict: bool) -> f64 {
+        let (p, r) = (self.precision(strict), self.recall(strict));
+        if p + r == 0.0 || p.is_nan() || r.is_nan() {
+            return if self.gold == 0 && self.predicted == 0 {
+                f64::NAN
+            } else {
+                0.0
+            };
+        }
+        2.0 * p * r / (p + r)
+    }
+    fn tp(&self, strict: bool) -> usize {
+        if strict {
+            self.strict_tp
+        } else {
+            self.overlap_tp
+        }
+    }
+}
+
+/// Per-type counts over a corpus, plus the hard negatives (texts with no gold span).
+#[derive(Debug, Clone, Default)]
+pub struct PiiReport {
+    /// Sorted by type name.
+    pub per_type: std::collections::BTreeMap<String, SpanCounts>,
+    pub texts: usize,
+    /// Texts without gold spans, and those of them where anything was predicted.
+    pub negative_texts: usize,
+    pub negative_texts_hit: usize,
+}
+
+impl PiiReport {
+    /// Add one text's gold and predicted spans.
+    pub fn add(&mut self, gold: &[Span], predicted: &[Span]) {
+        self.texts += 1;
+        if gold.is_empty() {
+            self.negative_texts += 1;
+            if !predicted.is_empty() {
+                self.negative_texts_hit += 1;
+            }
+        }
+        for g in gold {
+            self.per_type.entry(g.kind.clone()).or_default().gold += 1;
+        }
+        let mut used = vec![false; gold.len()];
+        for p in predicted {
+            let c = self.per_type.entry(p.kind.clone()).or_default();
+            c.predicted += 1;
+            if gold.iter().any(|g| g == p) {
+                c.strict_tp += 1;
+            }
+            let hit = gold.iter().enumerate().find(|(i, g)| {
+                g.kind == p.kind
+                    && g.start < p.end
+                    && p.start < g.end
+                    && !used.get(*i).copied().unwrap_or(true)
+            });
+            if let Some((i, _)) = hit {
+                if let Some(u) = used.get_mut(i) {
+                    *u = true;
+                }
+                c.overlap_tp += 1;
+            }
+        }
+    }
+
+    /// Share of negative texts with any prediction.
+    pub fn negative_fp_rate(&self) -> f64 {
+        ratio(self.negative_texts_hit, self.negative_texts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sp(kind: &str, start: usize, end: usize) -> Span {
+        Span {
+            kind: kind.into(),
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn pii_report_counts_strict_and_overlap() {
+        let mut r = PiiReport::default();
+        r.add(
+            &[sp("EMAIL", 0, 10), sp("PERSON", 20, 30)],
+            &[
+                sp("EMAIL", 0, 10),
+                sp("PERSON", 20, 25),
+                sp("PHONE", 40, 50),
+            ],
+        );
+        r.add(&[], &[]);
+        r.add(&[], &[sp("PHONE", 1, 5)]);
+        let e = r.per_type["EMAIL"];
+        assert_eq!(
+            (e.gold, e.predicted, e.strict_tp, e.overlap_tp),
+            (1, 1, 1, 1)
+        );
+        let p = r.per_type["PERSON"];
+        assert_eq!((p.strict_tp, p.overlap_tp), (0, 1));
+        assert_eq!(p.recall(true), 0.0);
+        assert_eq!(p.recall(false), 1.0);
+        let ph = r.per_type["PHONE"];
+        assert_eq!((ph.gold, ph.predicted), (0, 2));
+        assert_eq!(ph.precision(false), 0.0);
+        assert!(ph.recall(false).is_nan());
+        assert_eq!((r.negative_texts, r.negative_texts_hit), (2, 1));
+        assert_eq!(r.negative_fp_rate(), 0.5);
+        // One gold span matches one prediction only.
+        let mut r = PiiReport::default();
+        r.add(
+            &[sp("PERSON", 0, 10)],
+            &[sp("PERSON", 0, 4), sp("PERSON", 5, 10)],
+        );
+        assert_eq!(r.per_type["PERSON"].overlap_tp, 1);
+    }
 
     #[test]
     fn perfect_and_inverted() {

@@ -17,6 +17,15 @@ pub trait Host {
     fn set_request_body(&mut self, body: &[u8]);
     /// Add a response header (called from the response-headers callback).
     fn add_response_header(&mut self, name: &str, value: &str);
+    /// A response header (`:status` included).
+    fn response_header(&self, name: &str) -> Option<String>;
+    /// Set (`Some`) or remove (`None`) a response header (while the response
+    /// headers are held: in their callback, or later if it paused).
+    fn set_response_header(&mut self, name: &str, value: Option<&str>);
+    /// The buffered response body, `len` bytes from `start`.
+    fn response_body(&self, start: usize, len: usize) -> Option<Vec<u8>>;
+    /// Replace the whole buffered response body.
+    fn set_response_body(&mut self, body: &[u8]);
     /// Answer the request locally.
     fn send_reply(&mut self, reply: &LocalReply);
     /// Add `n` to a counter.
@@ -32,7 +41,9 @@ pub trait Host {
 pub struct FakeHost {
     pub request_headers: BTreeMap<String, String>,
     pub request_body: Vec<u8>,
+    /// The upstream's response headers as the filter left them (lower-case names).
     pub response_headers: Vec<(String, String)>,
+    pub response_body: Vec<u8>,
     pub replies: Vec<LocalReply>,
     pub counters: BTreeMap<String, u64>,
     pub histograms: BTreeMap<String, Vec<u64>>,
@@ -83,6 +94,31 @@ impl Host for FakeHost {
     fn add_response_header(&mut self, name: &str, value: &str) {
         self.response_headers
             .push((name.to_string(), value.to_string()));
+    }
+
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.response_headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        self.response_headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if let Some(v) = value {
+            self.response_headers
+                .push((name.to_ascii_lowercase(), v.to_string()));
+        }
+    }
+
+    fn response_body(&self, start: usize, len: usize) -> Option<Vec<u8>> {
+        let end = start.checked_add(len)?.min(self.response_body.len());
+        self.response_body.get(start..end).map(<[u8]>::to_vec)
+    }
+
+    fn set_response_body(&mut self, body: &[u8]) {
+        self.response_body = body.to_vec();
     }
 
     fn send_reply(&mut self, reply: &LocalReply) {

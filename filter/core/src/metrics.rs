@@ -17,6 +17,12 @@ pub enum Metric {
     Degraded(&'static str),
     /// Histogram, microseconds spent in detection per request.
     DetectorTimeUs,
+    /// Responses scanned, rewritten (redacted or pseudonyms restored), blocked.
+    ResponsesScanned,
+    ResponsesRewritten,
+    ResponsesBlocked(&'static str),
+    /// Responses that could not be scanned (too large, compressed, not JSON).
+    ResponsesUnscanned(&'static str),
 }
 
 impl Metric {
@@ -36,6 +42,13 @@ impl Metric {
             Metric::BodyBytesScanned => "tollgate.body_bytes_scanned".into(),
             Metric::NonJsonPassthrough => "tollgate.non_json_passthrough".into(),
             Metric::DetectorTimeUs => "tollgate.detector_time_us".into(),
+            Metric::ResponsesScanned => "tollgate.responses_scanned".into(),
+            Metric::ResponsesRewritten => "tollgate.responses_rewritten".into(),
+            Metric::ResponsesBlocked(reason) => format!(
+                "tollgate.responses_blocked.reason.{}",
+                reason.to_ascii_lowercase()
+            ),
+            Metric::ResponsesUnscanned(why) => format!("tollgate.responses_unscanned.reason.{why}"),
         }
     }
 

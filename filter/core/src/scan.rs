@@ -1,10 +1,11 @@
 //! The one scanning path both the filter and the `tollgate` command run:
 //! text in, findings and a decision out; bodies parsed, scanned and rewritten.
 
+use crate::api::splice::{splice, Edit};
 use crate::api::{self, ApiKind, Direction, Segment};
 use crate::config::{Policy, UnknownJson};
 use crate::detect::{Action, Channel, Family, Finding, OnTimeout, ScanText};
-use crate::redact::redact;
+use crate::redact::{redact, Pseudonyms};
 use serde_json::Value;
 
 /// Scan one text with every detector that applies to `channel`.
@@ -60,6 +61,8 @@ pub struct BodyScan {
     /// Detectors that ran out of their time budget (skipped for the rest of
     /// the body) or failed, with what that means for the request.
     pub degraded: Vec<Degraded>,
+    /// The placeholders this request's rewrite handed out, for the response.
+    pub pseudonyms: Pseudonyms,
 }
 
 /// A detector whose check was partial.
@@ -86,7 +89,8 @@ pub fn scan_body(
     scan_body_timed(policy, api, dir, body, &|| 0)
 }
 
-/// [`scan_body`] with a clock (microseconds) for detector time budgets.
+/// [`scan_body`] with a clock (microseconds) for detector time budgets. A
+/// rewritten body differs from `body` only inside the changed strings.
 pub fn scan_body_timed(
     policy: &Policy,
     api: ApiKind,
@@ -95,12 +99,12 @@ pub fn scan_body_timed(
     clock: &dyn Fn() -> u64,
 ) -> Result<BodyScan, MalformedBody> {
     let value: Value = serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
-    Ok(scan_value_timed(policy, api, dir, value, clock))
+    Ok(scan_parsed(policy, api, dir, value, Some(body), clock))
 }
 
-/// Scan an already parsed body.
+/// Scan an already parsed body (a rewrite re-serialises it).
 pub fn scan_value(policy: &Policy, api: ApiKind, dir: Direction, value: Value) -> BodyScan {
-    scan_value_timed(policy, api, dir, value, &|| 0)
+    scan_parsed(policy, api, dir, value, None, &|| 0)
 }
 
 /// [`scan_value`] with a clock (microseconds) for detector time budgets.
@@ -108,7 +112,18 @@ pub fn scan_value_timed(
     policy: &Policy,
     api: ApiKind,
     dir: Direction,
-    mut value: Value,
+    value: Value,
+    clock: &dyn Fn() -> u64,
+) -> BodyScan {
+    scan_parsed(policy, api, dir, value, None, clock)
+}
+
+fn scan_parsed(
+    policy: &Policy,
+    api: ApiKind,
+    dir: Direction,
+    value: Value,
+    raw: Option<&[u8]>,
     clock: &dyn Fn() -> u64,
 ) -> BodyScan {
     let scan_unknown = policy.unknown_json == UnknownJson::ScanStrings;
@@ -123,7 +138,10 @@ pub fn scan_value_timed(
         let view = ScanText::new(&seg.text);
         let mut out = Vec::new();
         for (d_index, d) in policy.detectors.iter().enumerate() {
-            if over.get(d_index).copied().unwrap_or(true) || !d.applies_to(seg.channel) {
+            if over.get(d_index).copied().unwrap_or(true)
+                || !d.applies_to(seg.channel)
+                || !d.applies_to_direction(dir)
+            {
                 continue;
             }
             let started = clock();
@@ -158,8 +176,14 @@ pub fn scan_value_timed(
     }
     let action = decide(findings.iter().map(|f| &f.finding));
     let mut rewritten = None;
+    // Placeholders are handed out for requests only: a response has no later
+    // message to restore them in.
+    let mut pseudonyms = match dir {
+        Direction::Request => Pseudonyms::default(),
+        Direction::Response => Pseudonyms::frozen(),
+    };
     if action == Action::Redact {
-        let mut changed = false;
+        let mut edits = Vec::new();
         for (i, seg) in segments.iter().enumerate() {
             let seg_findings: Vec<Finding> = findings
                 .iter()
@@ -167,15 +191,17 @@ pub fn scan_value_timed(
                 .map(|f| f.finding.clone())
                 .collect();
             if seg_findings.iter().any(|f| f.action == Action::Redact) {
-                let new_text = redact(&seg.text, &seg_findings);
-                if new_text != seg.text && api::write_back(&mut value, &seg.path, &new_text).is_ok()
-                {
-                    changed = true;
+                let new_text = redact(&seg.text, &seg_findings, &mut pseudonyms);
+                if new_text != seg.text {
+                    edits.push(Edit {
+                        path: seg.path.clone(),
+                        text: new_text,
+                    });
                 }
             }
         }
-        if changed {
-            rewritten = serde_json::to_vec(&value).ok();
+        if !edits.is_empty() {
+            rewritten = rewrite_body(value, raw, &edits);
         }
     }
     BodyScan {
@@ -186,7 +212,49 @@ pub fn scan_value_timed(
         rewritten,
         text_bytes,
         degraded,
+        pseudonyms,
     }
+}
+
+/// The body with `edits` applied: spliced into the raw bytes when there are
+/// any, else written into the value and re-serialised.
+fn rewrite_body(mut value: Value, raw: Option<&[u8]>, edits: &[Edit]) -> Option<Vec<u8>> {
+    if let Some(raw) = raw {
+        return splice(raw, edits);
+    }
+    for e in edits {
+        api::write_back(&mut value, &e.path, &e.text).ok()?;
+    }
+    serde_json::to_vec(&value).ok()
+}
+
+/// Put the request's pseudonymised values back into a response body: every
+/// scannable string of the response that holds a placeholder. `None` when
+/// nothing changed (or the body is not JSON: it is then forwarded as it is).
+pub fn restore_body(
+    policy: &Policy,
+    api: ApiKind,
+    body: &[u8],
+    pseudonyms: &Pseudonyms,
+) -> Option<Vec<u8>> {
+    if pseudonyms.is_empty() {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let scan_unknown = policy.unknown_json == UnknownJson::ScanStrings;
+    let edits: Vec<Edit> = api::extract(api, Direction::Response, &value, scan_unknown)
+        .into_iter()
+        .filter_map(|seg| {
+            pseudonyms.restore(&seg.text).map(|text| Edit {
+                path: seg.path,
+                text,
+            })
+        })
+        .collect();
+    if edits.is_empty() {
+        return None;
+    }
+    splice(body, &edits)
 }
 
 /// The `x-tollgate-findings` header value: `KIND:rule-id` entries, comma-separated,

@@ -122,8 +122,19 @@ impl HttpContext for GuardStream {
         action(self.flow.on_request_trailers(&mut self.host))
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        action(self.flow.on_response_headers(&mut self.host))
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_response_headers(&mut self.host, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(
+            self.flow
+                .on_response_body(&mut self.host, body_size, end_of_stream),
+        )
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        action(self.flow.on_response_trailers(&mut self.host))
     }
 }
 
@@ -174,6 +185,30 @@ impl Host for ProxyWasmHost {
     fn add_response_header(&mut self, name: &str, value: &str) {
         if let Err(e) = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, value) {
             log::debug!("tollgate: add_map_value({name}) failed: {e:?}");
+        }
+    }
+
+    fn response_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        if let Err(e) = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, value) {
+            log::debug!("tollgate: set_map_value({name}) failed: {e:?}");
+        }
+    }
+
+    fn response_body(&self, start: usize, len: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpResponseBody, start, len)
+            .ok()
+            .flatten()
+    }
+
+    fn set_response_body(&mut self, body: &[u8]) {
+        if let Err(e) = hostcalls::set_buffer(BufferType::HttpResponseBody, 0, usize::MAX, body) {
+            log::warn!("tollgate: replacing the response body failed: {e:?}");
         }
     }
 

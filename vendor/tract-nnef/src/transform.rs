@@ -1,9 +1,12 @@
+#![cfg_attr(not(feature = "patch-transform"), allow(dead_code))]
 use crate::ast::parse::parse_assignments;
 use crate::ast::*;
 use crate::deser::{ModelBuilder, Value};
 use tract_core::internal::*;
 use tract_core::model::TypedModelPatch;
-use tract_core::transform::{ModelTransform, ModelTransformFactory};
+use tract_core::transform::ModelTransform;
+#[cfg(feature = "patch-transform")]
+use tract_core::transform::ModelTransformFactory;
 
 #[derive(Debug, serde::Deserialize)]
 struct PatchConfig {

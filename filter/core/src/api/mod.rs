@@ -5,6 +5,7 @@
 //! changes exactly one string and leaves every other value as it was.
 
 mod shapes;
+pub mod splice;
 
 pub use shapes::{extract, write_back, MAX_DEPTH};
 

@@ -4,6 +4,8 @@
 //! JSON, camelCase, unknown fields rejected. Every error names the field:
 //! `config.detectors[0].phrases[2]: phrase is empty after normalisation`.
 
+
+mod pii;
 mod raw;
 
 pub use raw::*;
@@ -105,6 +107,13 @@ impl Policy {
         PluginConfig::from_json(DEFAULT_POLICY_JSON.as_bytes())?.compile()
     }
 
+    /// Whether any detector scans response bodies.
+    pub fn scans_responses(&self) -> bool {
+        self.detectors
+            .iter()
+            .any(|d| d.applies_to_direction(crate::api::Direction::Response))
+    }
+
     /// The API a request path speaks: the first matching route override, else by path.
     pub fn api_for_path(&self, path: &str) -> ApiKind {
         self.routes
@@ -173,6 +182,7 @@ impl PluginConfig {
             let id = match d {
                 DetectorConfig::DenyList(c) => &c.id,
                 DetectorConfig::Injection(c) => &c.id,
+                DetectorConfig::Pii(c) => &c.id,
             };
             if id.is_empty()
                 || !id
@@ -194,6 +204,9 @@ impl PluginConfig {
             match d {
                 DetectorConfig::Injection(c) => {
                     detectors.push(Box::new(compile_injection(i, c)?));
+                }
+                DetectorConfig::Pii(c) => {
+                    detectors.push(Box::new(pii::compile_pii(i, c)?));
                 }
                 DetectorConfig::DenyList(c) => {
                     let at = |field: &str| format!("detectors[{i}].{field}");

@@ -81,6 +81,83 @@ pub enum DetectorConfig {
     DenyList(DenyListConfig),
     /// Prompt injection and jailbreaks: curated rules plus the n-gram model.
     Injection(InjectionConfig),
+    /// PII and secrets: validated patterns and (full build) NER, one action per type.
+    Pii(PiiConfig),
+}
+
+/// The PII and secrets detector.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PiiConfig {
+    /// Identifier used in rule ids (`<id>.<rule>`), metrics and logs.
+    pub id: String,
+    /// What each type gets, by upper-case type name (`EMAIL`, `CREDIT_CARD`,
+    /// `PERSON`, `AWS_ACCESS_KEY`, ...). Absent: every type, secrets blocked,
+    /// the rest masked (PERSON, LOCATION and ORGANIZATION only in the full build).
+    #[serde(default)]
+    pub types: Option<std::collections::BTreeMap<String, PiiActionConfig>>,
+    /// Matches scoring below this (after context words) are ignored.
+    #[serde(default = "half")]
+    pub min_score: f32,
+    /// Use the NER model for PERSON, LOCATION and ORGANIZATION. Absent: used
+    /// when the build has it and a NER type is configured; `true` refuses to
+    /// load on the model-free build.
+    #[serde(default)]
+    pub ner: Option<bool>,
+    /// Windows of 128 tokens the NER model looks at per text at most (1 to 16).
+    #[serde(default = "four")]
+    pub ner_max_windows: usize,
+    /// Secret for `hash` (HMAC-SHA256), at least 16 bytes.
+    #[serde(default)]
+    pub hash_key: Option<String>,
+    /// Name of an environment variable of the VM holding the secret for `hash`
+    /// (Envoy `vm_config.environment_variables`), instead of `hashKey`.
+    #[serde(default)]
+    pub hash_key_env: Option<String>,
+    /// Channels scanned; empty or absent means all.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+    /// Scan request bodies.
+    #[serde(default = "yes")]
+    pub requests: bool,
+    /// Scan (non-streamed) response bodies.
+    #[serde(default = "yes")]
+    pub responses: bool,
+    /// What a request gets when the NER model fails to run: `allow` (forwarded
+    /// with `x-tollgate-degraded`, the patterns' findings stand) or `block` (503).
+    #[serde(default)]
+    pub on_error: crate::detect::OnTimeout,
+}
+
+fn half() -> f32 {
+    0.5
+}
+
+fn four() -> usize {
+    4
+}
+
+/// What one PII type gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum PiiActionConfig {
+    /// Not detected.
+    Allow,
+    /// Forwarded unchanged, reported in `x-tollgate-findings`.
+    Flag,
+    /// Replaced by `[TYPE]`.
+    Mask,
+    /// Every letter and digit but the last four replaced by `*`.
+    PartialMask,
+    /// Replaced by `[TYPE:<HMAC-SHA256 tag>]`, the same for the same value
+    /// in every request (needs `hashKey` or `hashKeyEnv`).
+    Hash,
+    /// Replaced by `<TYPE_n>` in the request and put back in the response.
+    Pseudonymize,
+    /// The request is refused.
+    Block,
 }
 
 /// The prompt-injection detector.
@@ -253,7 +330,11 @@ impl<'de> Deserialize<'de> for DetectorConfig {
         match kind.as_str() {
             "denyList" => variant(rest).map(DetectorConfig::DenyList),
             "injection" => variant(rest).map(DetectorConfig::Injection),
-            other => Err(D::Error::unknown_variant(other, &["denyList", "injection"])),
+            "pii" => variant(rest).map(DetectorConfig::Pii),
+            other => Err(D::Error::unknown_variant(
+                other,
+                &["denyList", "injection", "pii"],
+            )),
         }
     }
 }

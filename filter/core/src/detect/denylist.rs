@@ -88,6 +88,7 @@ impl Detector for DenyListDetector {
                     score: 1.0,
                     action: self.action,
                     source: "pattern",
+                    rewrite: crate::redact::Rewrite::Mask,
                 });
             }
         }

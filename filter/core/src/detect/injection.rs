@@ -255,6 +255,7 @@ impl Detector for InjectionDetector {
                 score: scores.combined,
                 action,
                 source: "model",
+                rewrite: crate::redact::Rewrite::Mask,
             });
         }
         result
@@ -284,6 +285,7 @@ mod tests {
                     score: self.0,
                     action: Action::Allow,
                     source: "pattern",
+                    rewrite: crate::redact::Rewrite::Mask,
                 });
             }
         }

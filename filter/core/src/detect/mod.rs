@@ -6,8 +6,12 @@
 
 pub mod denylist;
 pub mod injection;
+#[cfg(feature = "ml")]
+pub mod ner;
 pub mod ngram;
 pub mod normalize;
+pub mod pii;
+pub mod pii_detector;
 pub mod rules;
 #[cfg(feature = "ml")]
 pub mod tiny;
@@ -98,6 +102,8 @@ pub struct Finding {
     pub action: Action,
     /// `pattern` or `ner` (how the span was found).
     pub source: &'static str,
+    /// How a redacted span is rewritten (for `action: redact`).
+    pub rewrite: crate::redact::Rewrite,
 }
 
 /// One text under scan, with its views computed once and shared by every
@@ -142,6 +148,10 @@ pub trait Detector: Send + Sync {
     fn applies_to(&self, channel: Channel) -> bool;
     /// Scan `text` and push findings whose spans index into `text.original`.
     fn scan(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>);
+    /// Whether this detector scans request or response bodies (default: requests only).
+    fn applies_to_direction(&self, dir: crate::api::Direction) -> bool {
+        dir == crate::api::Direction::Request
+    }
     /// The injection score of `text` (0..1) even when below every threshold,
     /// for detectors that compute one (reported by `tollgate scan`).
     fn injection_score(&self, _text: &ScanText<'_>, _channel: Channel) -> Option<f32> {

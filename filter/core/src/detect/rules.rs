@@ -769,6 +769,7 @@ impl Detector for InjectionRulesDetector {
                         score: rule.info.severity.score(),
                         action: self.action,
                         source: "pattern",
+                        rewrite: crate::redact::Rewrite::Mask,
                     });
                     taken += 1;
                     budget -= 1;

@@ -12,8 +12,9 @@ use crate::detect::Action;
 use crate::detect::OnTimeout;
 use crate::host::Host;
 use crate::metrics::Metric;
+use crate::redact::Pseudonyms;
 use crate::reply::{error_reply, RefusalReason};
-use crate::scan::{findings_header, scan_body_timed};
+use crate::scan::{findings_header, restore_body, scan_body, scan_body_timed};
 use std::rc::Rc;
 
 /// What the callback returns to the host.
@@ -26,6 +27,8 @@ pub enum Next {
 /// Headers the filter owns: removed from incoming requests so a client cannot forge them.
 pub const FINDINGS_HEADER: &str = "x-tollgate-findings";
 pub const ACTION_HEADER: &str = "x-tollgate-action";
+/// Findings in the response (sent to the client only with `exposeFindings`).
+pub const RESPONSE_FINDINGS_HEADER: &str = "x-tollgate-response-findings";
 /// Set when a detector ran out of its time budget and the request went on without it.
 pub const DEGRADED_HEADER: &str = "x-tollgate-degraded";
 
@@ -41,6 +44,17 @@ enum State {
     Replied,
 }
 
+/// The response side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ResponseState {
+    /// Not looked at (yet), or passed through.
+    Through,
+    /// Holding the response headers while the body arrives.
+    Buffering,
+    /// Scanned and released.
+    Done,
+}
+
 /// One request's journey through the filter.
 pub struct RequestFlow {
     policy: Rc<Policy>,
@@ -50,6 +64,10 @@ pub struct RequestFlow {
     body_size: usize,
     /// Headers to add to the response for the client.
     response_headers: Vec<(String, String)>,
+    /// The placeholders the request's rewrite handed out, restored in the response.
+    pseudonyms: Pseudonyms,
+    response: ResponseState,
+    response_size: usize,
 }
 
 impl RequestFlow {
@@ -61,6 +79,9 @@ impl RequestFlow {
             request_id: String::new(),
             body_size: 0,
             response_headers: Vec::new(),
+            pseudonyms: Pseudonyms::default(),
+            response: ResponseState::Through,
+            response_size: 0,
         }
     }
 
@@ -138,12 +159,143 @@ impl RequestFlow {
         }
     }
 
-    /// `on_http_response_headers`.
-    pub fn on_response_headers(&mut self, host: &mut dyn Host) -> Next {
+    /// `on_http_response_headers`. A JSON response is held (headers and
+    /// body) when the policy scans responses or the request's placeholders
+    /// must be put back; anything else passes.
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Next {
         for (k, v) in self.response_headers.drain(..) {
             host.add_response_header(&k, &v);
         }
+        if self.state != State::Forwarded || end_of_stream {
+            return Next::Continue;
+        }
+        let wanted = !self.pseudonyms.is_empty() || self.policy.scans_responses();
+        if !wanted {
+            return Next::Continue;
+        }
+        let ct = host.response_header("content-type").unwrap_or_default();
+        if !is_json_content_type(&ct) {
+            // Streams (text/event-stream) are the streaming scanner's.
+            host.count(Metric::ResponsesUnscanned("not_json"), 1);
+            return Next::Continue;
+        }
+        if host
+            .response_header("content-encoding")
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+        {
+            host.count(Metric::ResponsesUnscanned("encoded"), 1);
+            return Next::Continue;
+        }
+        if let Some(len) = host
+            .response_header("content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            if len > self.policy.max_body_bytes as u64 {
+                host.count(Metric::ResponsesUnscanned("too_large"), 1);
+                return Next::Continue;
+            }
+        }
+        self.response = ResponseState::Buffering;
+        Next::Pause
+    }
+
+    /// `on_http_response_body`: `body_size` is the whole buffered size so far.
+    pub fn on_response_body(
+        &mut self,
+        host: &mut dyn Host,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Next {
+        if self.response != ResponseState::Buffering {
+            return Next::Continue;
+        }
+        self.response_size = body_size;
+        if body_size > self.policy.max_body_bytes {
+            // Past the buffer limit: released unscanned (and counted) rather
+            // than held against Envoy's own buffer limit.
+            host.count(Metric::ResponsesUnscanned("too_large"), 1);
+            self.response = ResponseState::Done;
+            return Next::Continue;
+        }
+        if !end_of_stream {
+            return Next::Pause;
+        }
+        self.finish_response(host)
+    }
+
+    /// `on_http_response_trailers`.
+    pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Next {
+        if self.response == ResponseState::Buffering {
+            return self.finish_response(host);
+        }
         Next::Continue
+    }
+
+    fn finish_response(&mut self, host: &mut dyn Host) -> Next {
+        self.response = ResponseState::Done;
+        let body = host
+            .response_body(0, self.response_size)
+            .unwrap_or_default();
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Next::Continue;
+        }
+        let mut out: Option<Vec<u8>> = None;
+        if self.policy.scans_responses() {
+            let scan = match scan_body(&self.policy, self.api, Direction::Response, &body) {
+                Ok(scan) => scan,
+                Err(_) => {
+                    host.count(Metric::ResponsesUnscanned("malformed"), 1);
+                    return Next::Continue;
+                }
+            };
+            host.count(Metric::ResponsesScanned, 1);
+            match scan.action {
+                Action::Block => {
+                    let kind = scan
+                        .findings
+                        .iter()
+                        .find(|f| f.finding.action == Action::Block)
+                        .map_or("POLICY", |f| f.finding.kind);
+                    self.replace_response_with_refusal(host, kind);
+                    return Next::Continue;
+                }
+                Action::Redact => out = scan.rewritten,
+                Action::Flag | Action::Allow => {}
+            }
+            if scan.action != Action::Allow && self.policy.expose_findings {
+                let header = findings_header(scan.findings.iter().map(|f| &f.finding));
+                host.set_response_header(RESPONSE_FINDINGS_HEADER, Some(&header));
+            }
+        }
+        let current = out.as_deref().unwrap_or(&body);
+        if let Some(restored) = restore_body(&self.policy, self.api, current, &self.pseudonyms) {
+            out = Some(restored);
+        }
+        if let Some(new_body) = out {
+            host.count(Metric::ResponsesRewritten, 1);
+            host.set_response_body(&new_body);
+            if host.response_header("content-length").is_some() {
+                host.set_response_header("content-length", Some(&new_body.len().to_string()));
+            }
+        }
+        Next::Continue
+    }
+
+    /// A response the policy refuses: the client gets 502 in the API's error
+    /// shape instead of the upstream's body.
+    fn replace_response_with_refusal(&mut self, host: &mut dyn Host, kind: &'static str) {
+        let reply = error_reply(
+            self.api.error_style(),
+            RefusalReason::Policy(kind),
+            "response blocked by policy",
+            &self.request_id,
+        );
+        host.count(Metric::ResponsesBlocked(kind), 1);
+        host.set_response_header(":status", Some("502"));
+        host.set_response_header("content-type", Some("application/json"));
+        host.set_response_header("content-length", Some(&reply.body.len().to_string()));
+        host.set_response_header(ACTION_HEADER, Some("block"));
+        host.set_response_body(&reply.body);
     }
 
     fn finish_request(&mut self, host: &mut dyn Host) -> Next {
@@ -165,7 +317,7 @@ impl RequestFlow {
             host.now_micros().saturating_sub(started),
         );
         host.count(Metric::BodyBytesScanned, body.len() as u64);
-        let scan = match result {
+        let mut scan = match result {
             Ok(scan) => scan,
             Err(e) => {
                 return match self.policy.malformed_json {
@@ -217,6 +369,7 @@ impl RequestFlow {
                 return Next::Pause;
             }
             Action::Redact => {
+                self.pseudonyms = std::mem::take(&mut scan.pseudonyms);
                 if let Some(new_body) = &scan.rewritten {
                     host.set_request_body(new_body);
                     if host.request_header("content-length").is_some() {

@@ -48,7 +48,7 @@ fn run(p: Rc<Policy>, h: &mut FakeHost) -> (Next, Next) {
     }
     let size = h.request_body.len();
     let b = flow.on_request_body(h, size, true);
-    flow.on_response_headers(h);
+    flow.on_response_headers(h, false);
     (a, b)
 }
 
@@ -309,6 +309,18 @@ impl Host for SlowHost {
     fn add_response_header(&mut self, name: &str, value: &str) {
         self.0.add_response_header(name, value)
     }
+    fn response_header(&self, name: &str) -> Option<String> {
+        self.0.response_header(name)
+    }
+    fn set_response_header(&mut self, name: &str, value: Option<&str>) {
+        self.0.set_response_header(name, value)
+    }
+    fn response_body(&self, start: usize, len: usize) -> Option<Vec<u8>> {
+        self.0.response_body(start, len)
+    }
+    fn set_response_body(&mut self, body: &[u8]) {
+        self.0.set_response_body(body)
+    }
     fn send_reply(&mut self, reply: &crate::reply::LocalReply) {
         self.0.send_reply(reply)
     }
@@ -329,7 +341,7 @@ fn run_slow(p: Rc<Policy>, h: &mut SlowHost) -> Next {
     flow.on_request_headers(h, false);
     let size = h.0.request_body.len();
     let next = flow.on_request_body(h, size, true);
-    flow.on_response_headers(h);
+    flow.on_response_headers(h, false);
     next
 }
 
@@ -448,4 +460,205 @@ fn failed_detector_in_block_mode_refuses_with_503() {
     let j = reply_json(&h);
     assert_eq!(j["error"]["message"], "detector injection failed");
     assert_eq!(j["error"]["code"], "detector_unavailable");
+}
+
+fn pii_policy(types: &str) -> Rc<Policy> {
+    policy(&format!(
+        r#"{{"schemaVersion":1,"detectors":[{{"type":"pii","id":"pii","ner":false,"hashKey":"0123456789abcdef0123","types":{types}}}]}}"#
+    ))
+}
+
+/// Drive a request and, if it was forwarded, a response with `resp` as its JSON body.
+fn round_trip(p: Rc<Policy>, h: &mut FakeHost, resp: &[u8]) -> (Next, Next, Next) {
+    let mut flow = RequestFlow::new(p);
+    flow.on_request_headers(h, false);
+    let size = h.request_body.len();
+    let b = flow.on_request_body(h, size, true);
+    h.response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+        ("content-length".into(), resp.len().to_string()),
+    ];
+    h.response_body = resp.to_vec();
+    let rh = flow.on_response_headers(h, false);
+    let rb = flow.on_response_body(h, resp.len(), true);
+    (b, rh, rb)
+}
+
+#[test]
+fn pseudonyms_round_trip_through_the_flow() {
+    let p = pii_policy(r#"{"EMAIL":"pseudonymize","PHONE":"pseudonymize"}"#);
+    // Odd spacing and number spelling must survive: only the string changes.
+    let body = br#"{"model":"gpt-4o",  "temperature":1.0e0, "messages":[{"role":"user","content":"Mail anna.meier@example.com or call +44 20 7946 0958, then anna.meier@example.com again"}]}"#;
+    let mut h = host("/v1/chat/completions", body);
+    let resp = br#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"I will write to <EMAIL_1> and call <PHONE_1>."}}],"usage":{"total_tokens":3}}"#;
+    let (b, rh, rb) = round_trip(p, &mut h, resp);
+    assert_eq!((b, rh, rb), (Next::Continue, Next::Pause, Next::Continue));
+    let sent = String::from_utf8(h.request_body.clone()).unwrap_or_default();
+    assert_eq!(
+        sent,
+        r#"{"model":"gpt-4o",  "temperature":1.0e0, "messages":[{"role":"user","content":"Mail <EMAIL_1> or call <PHONE_1>, then <EMAIL_1> again"}]}"#
+    );
+    assert_eq!(
+        h.request_headers.get("content-length"),
+        Some(&sent.len().to_string())
+    );
+    let findings = h
+        .request_headers
+        .get(FINDINGS_HEADER)
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        findings.contains("EMAIL:pii.") && findings.contains("PHONE:pii."),
+        "{findings}"
+    );
+    let got = String::from_utf8(h.response_body.clone()).unwrap_or_default();
+    assert_eq!(
+        got,
+        r#"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"I will write to anna.meier@example.com and call +44 20 7946 0958."}}],"usage":{"total_tokens":3}}"#
+    );
+    assert_eq!(
+        h.response_header("content-length"),
+        Some(got.len().to_string())
+    );
+    assert_eq!(h.counter("tollgate.responses_rewritten"), 1);
+    // Neither the findings header nor anything else the upstream got holds the values.
+    let all_headers = format!("{:?}", h.request_headers);
+    assert!(
+        !all_headers.contains("anna.meier") && !all_headers.contains("7946"),
+        "{all_headers}"
+    );
+}
+
+#[test]
+fn actions_per_type_in_the_request() {
+    let p =
+        pii_policy(r#"{"EMAIL":"mask","CREDIT_CARD":"partialMask","IBAN":"hash","PHONE":"flag"}"#);
+    let body = chat("card 4111 1111 1111 1111, iban GB82 WEST 1234 5698 7654 32, mail bob@example.com, phone +44 20 7946 0958");
+    let mut h = host("/v1/chat/completions", &body);
+    let (b, _, _) = round_trip(p.clone(), &mut h, b"{}");
+    assert_eq!(b, Next::Continue);
+    let v: serde_json::Value = serde_json::from_slice(&h.request_body).unwrap_or_default();
+    let text = v["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        text.starts_with("card **** **** **** 1111, iban [IBAN:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(", mail [EMAIL], phone +44 20 7946 0958"),
+        "{text}"
+    );
+    // The same IBAN hashes to the same tag in another request.
+    let mut h2 = host("/v1/chat/completions", &chat("GB82 WEST 1234 5698 7654 32"));
+    round_trip(p, &mut h2, b"{}");
+    let v2: serde_json::Value = serde_json::from_slice(&h2.request_body).unwrap_or_default();
+    let tag = v2["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        tag.starts_with("[IBAN:") && text.contains(&tag),
+        "{tag} / {text}"
+    );
+    assert_eq!(
+        h.request_headers.get(ACTION_HEADER).map(String::as_str),
+        Some("redact")
+    );
+}
+
+#[test]
+fn blocked_types_never_reach_the_upstream() {
+    let p = pii_policy(r#"{"AWS_ACCESS_KEY":"block","EMAIL":"mask"}"#);
+    let body = chat("my key is AKIAIOSFODNN7EXAMPLE and mail bob@example.com");
+    let mut h = host("/v1/chat/completions", &body);
+    let (_, b) = run(p, &mut h);
+    assert_eq!(b, Next::Pause);
+    assert_eq!(h.replies.first().map(|r| r.status), Some(403));
+    let reply = String::from_utf8(
+        h.replies
+            .first()
+            .map(|r| r.body.clone())
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    assert!(!reply.contains("AKIA"), "{reply}");
+    assert_eq!(
+        h.counter("tollgate.requests_blocked.reason.aws_access_key"),
+        1
+    );
+}
+
+#[test]
+fn responses_are_scanned_and_blocked_in_the_api_shape() {
+    let p = pii_policy(r#"{"EMAIL":"mask","AWS_ACCESS_KEY":"block"}"#);
+    let mut h = host("/v1/chat/completions", &chat("hello"));
+    let resp = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"write to eve@example.org"}}]}"#;
+    round_trip(p.clone(), &mut h, resp);
+    let got = String::from_utf8(h.response_body.clone()).unwrap_or_default();
+    assert_eq!(
+        got,
+        r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"write to [EMAIL]"}}]}"#
+    );
+    assert_eq!(
+        h.response_header("content-length"),
+        Some(got.len().to_string())
+    );
+    // A secret in the answer: the client gets 502 in the OpenAI error shape, not the key.
+    let mut h = host("/v1/chat/completions", &chat("hello"));
+    let resp = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"use AKIAIOSFODNN7EXAMPLE"}}]}"#;
+    round_trip(p.clone(), &mut h, resp);
+    assert_eq!(h.response_header(":status").as_deref(), Some("502"));
+    let v: serde_json::Value = serde_json::from_slice(&h.response_body).unwrap_or_default();
+    assert_eq!(v["error"]["message"], "response blocked by policy");
+    assert!(!String::from_utf8_lossy(&h.response_body).contains("AKIA"));
+    assert_eq!(
+        h.counter("tollgate.responses_blocked.reason.aws_access_key"),
+        1
+    );
+    // Streams and compressed bodies pass (counted), the headers are not held.
+    let mut h = host("/v1/chat/completions", &chat("hello"));
+    let mut flow = RequestFlow::new(p);
+    flow.on_request_headers(&mut h, false);
+    let size = h.request_body.len();
+    flow.on_request_body(&mut h, size, true);
+    h.response_headers = vec![("content-type".into(), "text/event-stream".into())];
+    assert_eq!(flow.on_response_headers(&mut h, false), Next::Continue);
+    assert_eq!(flow.on_response_body(&mut h, 10, true), Next::Continue);
+    assert_eq!(h.counter("tollgate.responses_unscanned.reason.not_json"), 1);
+}
+
+#[test]
+fn pii_config_errors_name_the_field() {
+    let err = |types: &str, extra: &str| {
+        Policy::from_json(
+            format!(r#"{{"schemaVersion":1,"detectors":[{{"type":"pii","id":"p","ner":false{extra},"types":{types}}}]}}"#)
+                .as_bytes(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+    };
+    assert!(err(r#"{"EMAIL2":"mask"}"#, "")
+        .starts_with("config.detectors[0].types.EMAIL2: unknown type"));
+    assert_eq!(
+        err(r#"{"EMAIL":"hash"}"#, ""),
+        "config.detectors[0].hashKey: the hash action needs hashKey or hashKeyEnv"
+    );
+    assert_eq!(
+        err(r#"{"EMAIL":"hash"}"#, r#","hashKey":"short""#),
+        "config.detectors[0].hashKey: must be at least 16 bytes"
+    );
+    assert!(
+        err(r#"{"EMAIL":"erase"}"#, "")
+            .starts_with("config.detectors[0].types.EMAIL: unknown variant `erase`"),
+        "{}",
+        err(r#"{"EMAIL":"erase"}"#, "")
+    );
+    assert_eq!(
+        err(r#"{"PERSON":"mask"}"#, ""),
+        "config.detectors[0].types.PERSON: needs the NER model, and ner is false"
+    );
 }

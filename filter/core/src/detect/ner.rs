@@ -1,0 +1,675 @@
+//! Named entities for the PII detector: PERSON, LOCATION and ORGANIZATION spans
+//! found by a tiny token classifier (ONNX, run with tract; tokenised with the
+//! `tokenizers` crate), trained here (`models/pii/ner/`). The pattern
+//! detectors handle every other PII type.
+//!
+//! A model bundle is three files: `model.onnx` (input `input_ids` i64
+//! `[1, seq]`, output `logits` f32 `[1, seq, n_labels]`), `tokenizer.json`
+//! (WordPiece, `##` continuation pieces) and `labels.json` (the BIO labels:
+//! `"O"`, `"B-PERSON"`, `"I-PERSON"`, ...).
+//!
+//! Decoding (the same as the training script's, so its figures hold here):
+//! windows of at most [`MAX_TOKENS`] tokens that never cut a word; a word is a
+//! piece that is not a continuation plus the continuation pieces after it, and
+//! takes the label and probability of its first piece; adjacent `B-`/`I-`
+//! words of one type merge into one entity, an `I-` after `O` or another type
+//! starts one; punctuation words at either end of an entity are dropped; an
+//! entity's score is the mean probability of its words.
+//!
+//! Cost is bounded per text: at most `max_windows` windows run, the rest of a
+//! longer text is not looked at.
+
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// Why a model bundle could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum NerError {
+    #[error("tokenizer.json: {0}")]
+    Tokenizer(String),
+    #[error("model.onnx: {0}")]
+    Model(String),
+    #[error("labels.json: {0}")]
+    Labels(String),
+    #[error("inference: {0}")]
+    Run(String),
+}
+
+/// Tokens per window (what the model was trained on).
+pub const MAX_TOKENS: usize = 128;
+
+/// Upper bound on windows per text, whatever the caller asks for.
+pub const MAX_WINDOWS: usize = 64;
+
+/// The entity types the model knows.
+pub const ENTITY_TYPES: [&str; 3] = ["PERSON", "LOCATION", "ORGANIZATION"];
+
+/// Token ids and their byte spans in the tokenised text.
+pub type Tokens = (Vec<u32>, Vec<(usize, usize)>);
+
+/// One entity in a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NerSpan {
+    /// `"PERSON"`, `"LOCATION"` or `"ORGANIZATION"`.
+    pub label: &'static str,
+    /// UTF-8 byte offsets into the text, on word (and so char) boundaries.
+    pub start: usize,
+    pub end: usize,
+    /// Mean probability of the entity's words, 0..1.
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tag {
+    Outside,
+    Begin(&'static str),
+    Inside(&'static str),
+}
+
+/// The loaded model (one per VM: it is `Send + Sync` and never mutated).
+pub struct NerModel {
+    plan: Arc<TypedRunnableModel>,
+    tokenizer: tokenizers::Tokenizer,
+    tags: Vec<Tag>,
+    /// Whether vocabulary entry `i` is a `##` continuation piece.
+    continuation: Vec<bool>,
+    /// Whether vocabulary entry `i` has no alphanumeric character.
+    punctuation: Vec<bool>,
+    /// Ids at or above this are mapped to the last id (never out of the embedding table).
+    vocab: u32,
+}
+
+impl std::fmt::Debug for NerModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NerModel")
+            .field("labels", &self.tags.len())
+            .field("vocab", &self.vocab)
+            .finish_non_exhaustive()
+    }
+}
+
+const BUILTIN_ONNX: &[u8] = include_bytes!("../../../../models/pii/ner/model.onnx");
+const BUILTIN_TOKENIZER: &[u8] = include_bytes!("../../../../models/pii/ner/tokenizer.json");
+const BUILTIN_LABELS: &[u8] = include_bytes!("../../../../models/pii/ner/labels.json");
+
+fn parse_labels(labels_json: &[u8]) -> Result<Vec<Tag>, NerError> {
+    let names: Vec<String> =
+        serde_json::from_slice(labels_json).map_err(|e| NerError::Labels(e.to_string()))?;
+    if names.is_empty() {
+        return Err(NerError::Labels("no labels".into()));
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if n == "O" {
+                return Ok(Tag::Outside);
+            }
+            let (bio, typ) = n.split_once('-').ok_or_else(|| {
+                NerError::Labels(format!("[{i}] {n:?}: expected O, B-TYPE or I-TYPE"))
+            })?;
+            let typ = ENTITY_TYPES
+                .iter()
+                .copied()
+                .find(|t| *t == typ)
+                .ok_or_else(|| NerError::Labels(format!("[{i}] {n:?}: unknown entity type")))?;
+            match bio {
+                "B" => Ok(Tag::Begin(typ)),
+                "I" => Ok(Tag::Inside(typ)),
+                _ => Err(NerError::Labels(format!("[{i}] {n:?}: expected B- or I-"))),
+            }
+        })
+        .collect()
+}
+
+impl NerModel {
+    /// The model shipped in the filter (`models/pii/ner/`, embedded).
+    pub fn builtin() -> Result<NerModel, NerError> {
+        NerModel::from_bytes(BUILTIN_ONNX, BUILTIN_TOKENIZER, BUILTIN_LABELS)
+    }
+
+    pub fn from_bytes(
+        onnx: &[u8],
+        tokenizer_json: &[u8],
+        labels_json: &[u8],
+    ) -> Result<NerModel, NerError> {
+        let tags = parse_labels(labels_json)?;
+        let tokenizer = tokenizers::Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| NerError::Tokenizer(e.to_string()))?;
+        let mut reader = onnx;
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut reader)
+            .map_err(|e| NerError::Model(format!("{e:#}")))?;
+        if model.inputs.len() != 1 || model.outputs.len() != 1 {
+            return Err(NerError::Model(format!(
+                "expected input input_ids and one output, got {} and {}",
+                model.inputs.len(),
+                model.outputs.len()
+            )));
+        }
+        let seq = model.symbols.sym("seq");
+        model = model
+            .with_input_fact(
+                0,
+                InferenceFact::dt_shape(i64::datum_type(), tvec!(1.to_dim(), seq.to_dim())),
+            )
+            .map_err(|e| NerError::Model(format!("{e:#}")))?;
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| NerError::Model(format!("{e:#}")))?;
+        let size = tokenizer.get_vocab_size(true);
+        let vocab = u32::try_from(size).unwrap_or(u32::MAX).max(1);
+        let mut continuation = vec![false; size.max(1)];
+        let mut punctuation = vec![false; size.max(1)];
+        for (piece, id) in tokenizer.get_vocab(true) {
+            let cont = piece.len() > 2 && piece.starts_with("##");
+            let body = if cont {
+                piece.get(2..).unwrap_or_default()
+            } else {
+                piece.as_str()
+            };
+            if let Some(c) = continuation.get_mut(id as usize) {
+                *c = cont;
+            }
+            if let Some(p) = punctuation.get_mut(id as usize) {
+                *p = !body.is_empty() && !body.chars().any(char::is_alphanumeric);
+            }
+        }
+        // [PAD] is never punctuation (as in the training script's shape table).
+        if let Some(p) = punctuation.get_mut(0) {
+            *p = false;
+        }
+        let m = NerModel {
+            plan,
+            tokenizer,
+            tags,
+            continuation,
+            punctuation,
+            vocab,
+        };
+        // Load-time self-check: the highest id in the longest window runs and
+        // the output has one row per token and one column per label, so a
+        // tokenizer, a model and labels that do not belong together fail here.
+        let longest = vec![vocab - 1; MAX_TOKENS];
+        let rows = m
+            .logits(&longest)
+            .map_err(|e| NerError::Model(format!("self-check failed: {e}")))?;
+        if rows.len() != MAX_TOKENS * m.tags.len() {
+            return Err(NerError::Model(format!(
+                "self-check failed: {} logits for {MAX_TOKENS} tokens and {} labels",
+                rows.len(),
+                m.tags.len()
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Token ids and byte offsets (into `text`), no special tokens.
+    pub fn tokenize(&self, text: &str) -> Result<Tokens, NerError> {
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| NerError::Tokenizer(e.to_string()))?;
+        Ok((enc.get_ids().to_vec(), enc.get_offsets().to_vec()))
+    }
+
+    /// The labels, in the order of the logits' last axis.
+    pub fn n_labels(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// Row-major logits `[ids.len(), n_labels]` for one window (at most
+    /// [`MAX_TOKENS`] ids; an empty window gives no logits).
+    pub fn logits(&self, ids: &[u32]) -> Result<Vec<f32>, NerError> {
+        let n = ids.len().min(MAX_TOKENS);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let top = self.vocab - 1;
+        let input: Vec<i64> = ids.iter().take(n).map(|&i| i64::from(i.min(top))).collect();
+        let run = |e: TractError| NerError::Run(format!("{e:#}"));
+        let t = Tensor::from_shape(&[1, n], &input).map_err(run)?;
+        let out = self.plan.run(tvec!(t.into())).map_err(run)?;
+        let z = out
+            .first()
+            .ok_or_else(|| NerError::Run("no output".into()))?
+            .to_plain_array_view::<f32>()
+            .map_err(run)?;
+        if z.shape() != [1, n, self.tags.len()] {
+            return Err(NerError::Run(format!(
+                "output shape {:?}, expected [1, {n}, {}]",
+                z.shape(),
+                self.tags.len()
+            )));
+        }
+        let v: Vec<f32> = z.iter().copied().collect();
+        if v.iter().any(|x| !x.is_finite()) {
+            return Err(NerError::Run("non-finite output".into()));
+        }
+        Ok(v)
+    }
+
+    fn is_continuation(&self, id: u32) -> bool {
+        self.continuation.get(id as usize).copied().unwrap_or(false)
+    }
+
+    /// Windows `[start, end)` over `ids`: at most [`MAX_TOKENS`] tokens each,
+    /// never starting on a continuation piece unless a single word is longer
+    /// than a window; at most `max_windows` of them from the start.
+    fn windows(&self, ids: &[u32], max_windows: usize) -> Vec<(usize, usize)> {
+        let n = ids.len();
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < n && out.len() < max_windows {
+            let mut end = (start + MAX_TOKENS).min(n);
+            if end < n {
+                let mut e = end;
+                while e > start + 1 && ids.get(e).is_some_and(|&i| self.is_continuation(i)) {
+                    e -= 1;
+                }
+                if e > start + 1 || !ids.get(e).is_some_and(|&i| self.is_continuation(i)) {
+                    end = e;
+                }
+            }
+            out.push((start, end));
+            start = end;
+        }
+        out
+    }
+
+    /// Entity spans in `text`, in text order. Long texts are processed in
+    /// windows of at most [`MAX_TOKENS`] tokens, at most `max_windows` of them
+    /// (clamped to 1..=[`MAX_WINDOWS`]); tokens after the last window are not
+    /// looked at.
+    pub fn spans(&self, text: &str, max_windows: usize) -> Result<Vec<NerSpan>, NerError> {
+        let (ids, offsets) = self.tokenize(text)?;
+        let mut out = Vec::new();
+        for (a, b) in self.windows(&ids, max_windows.clamp(1, MAX_WINDOWS)) {
+            let w_ids = ids.get(a..b).unwrap_or_default();
+            let w_off = offsets.get(a..b).unwrap_or_default();
+            let z = self.logits(w_ids)?;
+            self.decode(w_ids, w_off, &z, &mut out);
+        }
+        // Offsets come from the tokenizer; keep only spans that slice the text.
+        out.retain(|s| s.start < s.end && text.get(s.start..s.end).is_some());
+        Ok(out)
+    }
+
+    /// Words and BIO tags of one window -> entity spans (appended to `out`).
+    fn decode(&self, ids: &[u32], offsets: &[(usize, usize)], z: &[f32], out: &mut Vec<NerSpan>) {
+        let k = self.tags.len();
+        let mut words: Vec<Word> = Vec::new();
+        for (j, (&id, &(start, end))) in ids.iter().zip(offsets).enumerate() {
+            if j > 0 && self.is_continuation(id) {
+                if let Some(w) = words.last_mut() {
+                    w.end = end;
+                    continue;
+                }
+            }
+            let row = z.get(j * k..(j + 1) * k).unwrap_or_default();
+            let (best, p) = argmax_softmax(row);
+            words.push(Word {
+                start,
+                end,
+                tag: self.tags.get(best).copied().unwrap_or(Tag::Outside),
+                p,
+                punct: self.punctuation.get(id as usize).copied().unwrap_or(false),
+            });
+        }
+        // entities: (type, first word, last word)
+        let mut ents: Vec<(&'static str, usize, usize)> = Vec::new();
+        let mut cur: Option<(&'static str, usize, usize)> = None;
+        for (i, w) in words.iter().enumerate() {
+            match w.tag {
+                Tag::Outside => ents.extend(cur.take()),
+                Tag::Inside(t) if cur.is_some_and(|c| c.0 == t) => {
+                    if let Some(c) = cur.as_mut() {
+                        c.2 = i;
+                    }
+                }
+                Tag::Begin(t) | Tag::Inside(t) => {
+                    ents.extend(cur.take());
+                    cur = Some((t, i, i));
+                }
+            }
+        }
+        ents.extend(cur.take());
+        for (label, a, b) in ents {
+            // Punctuation words at either end are not part of the entity.
+            let ws = words.get(a..=b).unwrap_or_default();
+            let (Some(f), Some(l)) = (
+                ws.iter().position(|w| !w.punct),
+                ws.iter().rposition(|w| !w.punct),
+            ) else {
+                continue;
+            };
+            let kept = ws.get(f..=l).unwrap_or_default();
+            let (Some(first), Some(last)) = (kept.first(), kept.last()) else {
+                continue;
+            };
+            let sum: f32 = kept.iter().map(|w| w.p).sum();
+            out.push(NerSpan {
+                label,
+                start: first.start,
+                end: last.end,
+                score: sum / kept.len() as f32,
+            });
+        }
+    }
+}
+
+/// A word of a window: its byte span, tag and the tag's probability (all
+/// from its first piece), and whether it is punctuation.
+struct Word {
+    start: usize,
+    end: usize,
+    tag: Tag,
+    p: f32,
+    punct: bool,
+}
+
+/// Index of the largest logit and its softmax probability.
+fn argmax_softmax(row: &[f32]) -> (usize, f32) {
+    let mut best = 0;
+    let mut max = f32::NEG_INFINITY;
+    for (i, &v) in row.iter().enumerate() {
+        if v > max {
+            max = v;
+            best = i;
+        }
+    }
+    if row.is_empty() {
+        return (0, 0.0);
+    }
+    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+    (best, 1.0 / sum.max(f32::MIN_POSITIVE))
+}
+
+/// A cheap test whether a text can hold a name at all, to skip the model:
+/// some capitalised word (an upper-case letter followed by at least one
+/// lower-case letter in the same run of alphanumerics) that does not start a
+/// sentence (it is not the text's first word, no newline lies between it and
+/// the previous word, and the last non-space character before it is not one
+/// of `. ! ? :`). Texts whose only capitalised words start sentences, and
+/// lower-case names, are skipped: the training script reports the recall this
+/// costs.
+pub fn worth_running(text: &str) -> bool {
+    let mut prev: Option<char> = None;
+    let mut newline = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() {
+            let starts_sentence = newline || matches!(prev, None | Some('.' | '!' | '?' | ':'));
+            let mut lower = false;
+            let mut last = c;
+            while let Some(&d) = chars.peek() {
+                if !d.is_alphanumeric() {
+                    break;
+                }
+                lower |= d.is_lowercase();
+                last = d;
+                chars.next();
+            }
+            if c.is_uppercase() && lower && !starts_sentence {
+                return true;
+            }
+            prev = Some(last);
+            newline = false;
+        } else if c == '\n' {
+            newline = true;
+        } else if !c.is_whitespace() {
+            prev = Some(c);
+            newline = false;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> NerModel {
+        match NerModel::builtin() {
+            Ok(m) => m,
+            Err(e) => unreachable!("built-in model: {e}"),
+        }
+    }
+
+    fn texts_of(m: &NerModel, text: &str) -> Vec<(&'static str, String)> {
+        m.spans(text, 4)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| (s.label, text[s.start..s.end].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<NerModel>();
+    }
+
+    /// Rust tokenises like Python, tract computes the logits onnxruntime does,
+    /// and the decoding gives the training script's spans.
+    #[test]
+    fn matches_the_training_side_vectors() {
+        let m = model();
+        let vectors = include_str!("../../../../models/pii/ner/vectors.jsonl");
+        let mut n = 0;
+        let mut worst = 0.0f32;
+        for line in vectors.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            let text = v["text"].as_str().unwrap_or_default();
+            let want_ids: Vec<u32> = v["ids"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_u64())
+                        .map(|x| x as u32)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (ids, _) = m.tokenize(text).unwrap_or_default();
+            assert_eq!(ids, want_ids, "ids of {text:?}");
+            let want: Vec<f32> = v["logits"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| r.as_array())
+                        .flatten()
+                        .filter_map(|x| x.as_f64())
+                        .map(|x| x as f32)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let got = m.logits(&ids).unwrap_or_default();
+            assert_eq!(got.len(), want.len(), "logits of {text:?}");
+            for (g, w) in got.iter().zip(&want) {
+                worst = worst.max((g - w).abs());
+            }
+            let want_spans: Vec<(String, usize, usize)> = v["spans"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            (
+                                s["label"].as_str().unwrap_or_default().to_string(),
+                                s["start"].as_u64().unwrap_or(0) as usize,
+                                s["end"].as_u64().unwrap_or(0) as usize,
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let got_spans: Vec<(String, usize, usize)> = m
+                .spans(text, 4)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.label.to_string(), s.start, s.end))
+                .collect();
+            assert_eq!(got_spans, want_spans, "spans of {text:?}");
+            n += 1;
+        }
+        assert!(worst < 1e-3, "tract vs onnxruntime: max |diff| {worst}");
+        assert!(n >= 20, "only {n} vectors");
+    }
+
+    #[test]
+    fn finds_names_in_three_languages() {
+        let m = model();
+        let en = texts_of(
+            &m,
+            "Please send the contract to Olivia Bennett at Harrington Logistics in Leeds.",
+        );
+        assert!(en.contains(&("PERSON", "Olivia Bennett".into())), "{en:?}");
+        let de = texts_of(
+            &m,
+            "Ich habe gestern mit Jürgen Baumgärtner telefoniert, der Termin in Oberhausen steht.",
+        );
+        assert!(
+            de.contains(&("PERSON", "Jürgen Baumgärtner".into())),
+            "{de:?}"
+        );
+        let fr = texts_of(
+            &m,
+            "Bonjour, je m'appelle Hélène Lefebvre et je n'arrive plus à me connecter.",
+        );
+        assert!(fr.contains(&("PERSON", "Hélène Lefebvre".into())), "{fr:?}");
+        let none = texts_of(
+            &m,
+            "Upgrade to version 2.4.1 before Monday, the build 3f2a9c failed.",
+        );
+        assert!(
+            none.iter().all(|(l, _)| *l != "PERSON"),
+            "no person in {none:?}"
+        );
+    }
+
+    #[test]
+    fn byte_offsets_are_exact_for_ascii_and_multibyte_text() {
+        let m = model();
+        for text in [
+            "Hi, my name is Thomas Miller and I can't log into my account.",
+            "Hallo, ich heiße Zoë Müller-Lüdenscheidt 😀 und komme nicht mehr in mein Konto.",
+        ] {
+            let spans = m.spans(text, 2).unwrap_or_default();
+            let person: Vec<&str> = spans
+                .iter()
+                .filter(|s| s.label == "PERSON")
+                .map(|s| &text[s.start..s.end])
+                .collect();
+            let want = if text.is_ascii() {
+                "Thomas Miller"
+            } else {
+                "Zoë Müller-Lüdenscheidt"
+            };
+            assert_eq!(person, vec![want], "{spans:?}");
+            for s in &spans {
+                assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
+                assert!((0.0..=1.0).contains(&s.score));
+            }
+        }
+    }
+
+    #[test]
+    fn long_texts_are_bounded_by_windows() {
+        let m = model();
+        let filler = "the report covers the quarter and the numbers look fine. ".repeat(60);
+        let text = format!("{filler}Please call Margaret Whitfield tomorrow.");
+        let (ids, _) = m.tokenize(&text).unwrap_or_default();
+        assert!(ids.len() > 3 * MAX_TOKENS);
+        // One window never reaches the end of the text, enough windows do.
+        let one = texts_of_windows(&m, &text, 1);
+        assert!(one.is_empty(), "{one:?}");
+        let all = texts_of_windows(&m, &text, 16);
+        assert!(
+            all.contains(&("PERSON", "Margaret Whitfield".into())),
+            "{all:?}"
+        );
+        // Windows never cut a word.
+        for (a, _) in m.windows(&ids, MAX_WINDOWS) {
+            assert!(a == 0 || !m.is_continuation(ids[a]));
+        }
+        assert!(m.spans("", 1).unwrap_or_default().is_empty());
+    }
+
+    fn texts_of_windows(m: &NerModel, text: &str, w: usize) -> Vec<(&'static str, String)> {
+        m.spans(text, w)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| (s.label, text[s.start..s.end].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn gate_skips_texts_without_inner_capitals() {
+        assert!(worth_running("I spoke with Maria yesterday."));
+        assert!(worth_running("ok so \"Maria\" said hi"));
+        assert!(!worth_running("Upgrade before the build breaks. Thanks!"));
+        assert!(!worth_running("all lower case, no names here"));
+        assert!(!worth_running("Hello.\nThanks for the update"));
+        assert!(!worth_running("ID 1234 ABC"));
+        assert!(!worth_running(""));
+    }
+
+    /// Native latency of one window (run in release:
+    /// `cargo test --release -p tollgate-core --features ml --lib ner::tests::latency -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn latency() {
+        let m = model();
+        let text = "Please forward the signed contract to Olivia Bennett at Harrington Logistics in Leeds, \
+                    and ask her whether the invoice for the March order was paid. "
+            .repeat(20);
+        let (ids, _) = m.tokenize(&text).unwrap_or_default();
+        for n in [32, 64, 128] {
+            let w = &ids[..n];
+            for _ in 0..20 {
+                let _ = m.logits(w);
+            }
+            let runs = 500;
+            let t = std::time::Instant::now();
+            for _ in 0..runs {
+                let _ = m.logits(w);
+            }
+            let per = t.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
+            println!("ner window of {n} tokens: {per:.0} us");
+        }
+        let t = std::time::Instant::now();
+        let runs = 200;
+        for _ in 0..runs {
+            let _ = m.spans(&text[..600], 1);
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / f64::from(runs);
+        println!("ner spans() of 600 bytes (tokenise + model + decode): {per:.0} us");
+        let t = std::time::Instant::now();
+        for _ in 0..1000 {
+            let _ = worth_running(&text);
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / 1000.0;
+        println!("worth_running on {} bytes: {per:.1} us", text.len());
+    }
+
+    #[test]
+    fn bad_bundles_are_refused() {
+        assert!(matches!(
+            NerModel::from_bytes(b"not onnx", BUILTIN_TOKENIZER, BUILTIN_LABELS),
+            Err(NerError::Model(_))
+        ));
+        assert!(matches!(
+            NerModel::from_bytes(BUILTIN_ONNX, b"{}", BUILTIN_LABELS),
+            Err(NerError::Tokenizer(_))
+        ));
+        assert!(matches!(
+            NerModel::from_bytes(BUILTIN_ONNX, BUILTIN_TOKENIZER, b"[\"O\", \"B-CITY\"]"),
+            Err(NerError::Labels(_))
+        ));
+        // Labels that do not match the model's output width fail the self-check.
+        assert!(matches!(
+            NerModel::from_bytes(BUILTIN_ONNX, BUILTIN_TOKENIZER, b"[\"O\", \"B-PERSON\"]"),
+            Err(NerError::Model(_))
+        ));
+    }
+}

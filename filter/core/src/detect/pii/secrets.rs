@@ -1,0 +1,557 @@
+//! Credentials: tokens with a known prefix, JWTs, PEM private keys, and
+//! high-entropy values assigned to a key, secret, token or password.
+
+use super::types::PiiType;
+use super::validators::{char_classes, shannon_entropy};
+use super::{at, is_alnum, PiiPatternError, Scan};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+
+/// Values assigned to these names are checked as secrets (lower case,
+/// substring of the name): key, token, secret and their translations.
+pub const SECRET_NAMES: &[&str] = &[
+    "key",
+    "secret",
+    "token",
+    "credential",
+    "auth",
+    "bearer",
+    "jeton",
+    "geheim",
+    "schlüssel",
+    "schluessel",
+    "clé",
+    "clave",
+    "chiave",
+    "chave",
+    "sleutel",
+    "secreto",
+    "segreto",
+    "segredo",
+];
+
+/// Names whose values are passwords (shorter values are enough).
+pub const PASSWORD_NAMES: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "passwort",
+    "kennwort",
+    "passphrase",
+    "contraseña",
+    "contrasena",
+    "senha",
+    "wachtwoord",
+    "mot de passe",
+    "mot_de_passe",
+    "mdp",
+];
+
+/// Minimum length of a secret value (passwords: [`MIN_PASSWORD`]).
+pub const MIN_SECRET: usize = 16;
+pub const MIN_PASSWORD: usize = 8;
+/// Minimum Shannon entropy (bits per byte) of a secret value.
+pub const MIN_ENTROPY: f32 = 3.0;
+pub const MIN_PASSWORD_ENTROPY: f32 = 2.5;
+
+fn token_char(c: u8) -> bool {
+    is_alnum(c) || c == b'_' || c == b'-'
+}
+
+/// The end of a run of `ok` bytes from `p`.
+fn run(b: &[u8], p: usize, ok: impl Fn(u8) -> bool) -> usize {
+    let mut q = p;
+    while q < b.len() && ok(at(b, q)) {
+        q += 1;
+    }
+    q
+}
+
+fn starts(b: &[u8], p: usize, lit: &[u8]) -> bool {
+    b.get(p..).is_some_and(|t| t.starts_with(lit))
+}
+
+/// Decodes base64url (no padding) into at most `max` bytes.
+fn b64url_decode(s: &[u8], max: usize) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        })
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for &c in s {
+        if c == b'=' {
+            break;
+        }
+        acc = (acc << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
+            if out.len() > max {
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Whether a JWT header (base64url) decodes to a JSON object with `alg`.
+pub fn jwt_header_ok(header: &[u8]) -> bool {
+    b64url_decode(header, 1024)
+        .and_then(|h| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&h).ok())
+        .is_some_and(|m| m.contains_key("alg"))
+}
+
+/// Whether a word starting with these two bytes may be a prefixed token.
+#[inline]
+pub(crate) fn maybe_prefix(first: u8, second: u8) -> bool {
+    match first {
+        b'A' => matches!(
+            second,
+            b'K' | b'S' | b'B' | b'C' | b'G' | b'I' | b'N' | b'R' | b'P'
+        ),
+        b'g' => matches!(second, b'h' | b'i' | b'l'),
+        b's' | b'r' | b'p' => second == b'k',
+        b'x' => matches!(second, b'o' | b'a'),
+        b'e' => second == b'y',
+        b'h' => second == b'o',
+        _ => false,
+    }
+}
+
+impl Scan<'_> {
+    /// A token with a known prefix starting at `s`; returns its end.
+    pub(crate) fn secret_prefix(&mut self, s: usize) -> Option<usize> {
+        let b = self.b;
+        let first = at(b, s);
+        if !maybe_prefix(first, at(b, s + 1)) {
+            return None;
+        }
+        if s > 0 && (token_char(at(b, s - 1)) || at(b, s - 1) >= 0x80) {
+            return None;
+        }
+        match first {
+            b'A' => self.aws_or_google(s),
+            b'g' => self.github_or_gitlab(s),
+            b's' | b'r' | b'p' => self.openai_anthropic_stripe(s),
+            b'x' => self.slack(s),
+            b'e' => self.jwt(s),
+            b'h' => self.slack_webhook(s),
+            _ => None,
+        }
+    }
+
+    fn emit(&mut self, kind: PiiType, s: usize, e: usize, score: f32, rule: &'static str) -> usize {
+        self.push(kind, s, e, score, rule);
+        e
+    }
+
+    fn aws_or_google(&mut self, s: usize) -> Option<usize> {
+        let b = self.b;
+        if starts(b, s, b"AIza") {
+            let e = run(b, s + 4, token_char);
+            return (e - s == 39)
+                .then(|| self.emit(PiiType::GoogleApiKey, s, e, 0.9, "secret.google-api-key"));
+        }
+        const AWS: [&[u8]; 11] = [
+            b"AKIA", b"ASIA", b"ABIA", b"ACCA", b"AGPA", b"AIDA", b"AIPA", b"ANPA", b"ANVA",
+            b"AROA", b"APKA",
+        ];
+        if !AWS.iter().any(|p| starts(b, s, p)) {
+            return None;
+        }
+        let e = run(b, s + 4, |c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if e - s != 20 || is_alnum(at(b, e)) {
+            return None;
+        }
+        let score = if starts(b, s, b"AKIA") || starts(b, s, b"ASIA") {
+            0.9
+        } else {
+            0.75
+        };
+        Some(self.emit(PiiType::AwsAccessKey, s, e, score, "secret.aws-access-key"))
+    }
+
+    fn github_or_gitlab(&mut self, s: usize) -> Option<usize> {
+        let b = self.b;
+        if starts(b, s, b"github_pat_") {
+            let e = run(b, s + 11, |c| is_alnum(c) || c == b'_');
+            return (e - s - 11 >= 22)
+                .then(|| self.emit(PiiType::GithubToken, s, e, 0.95, "secret.github"));
+        }
+        for p in [&b"ghp_"[..], b"gho_", b"ghu_", b"ghs_", b"ghr_"] {
+            if starts(b, s, p) {
+                let e = run(b, s + 4, is_alnum);
+                return (e - s - 4 >= 30 && at(b, e) != b'_')
+                    .then(|| self.emit(PiiType::GithubToken, s, e, 0.95, "secret.github"));
+            }
+        }
+        if starts(b, s, b"glpat-") {
+            let e = run(b, s + 6, token_char);
+            return (e - s - 6 >= 20)
+                .then(|| self.emit(PiiType::GitlabToken, s, e, 0.95, "secret.gitlab"));
+        }
+        None
+    }
+
+    fn openai_anthropic_stripe(&mut self, s: usize) -> Option<usize> {
+        let b = self.b;
+        if starts(b, s, b"sk-ant-") {
+            let e = run(b, s + 7, token_char);
+            return (e - s - 7 >= 32)
+                .then(|| self.emit(PiiType::AnthropicApiKey, s, e, 0.95, "secret.anthropic"));
+        }
+        for p in [&b"sk-proj-"[..], b"sk-svcacct-", b"sk-admin-"] {
+            if starts(b, s, p) {
+                let e = run(b, s + p.len(), token_char);
+                return (e - s - p.len() >= 20)
+                    .then(|| self.emit(PiiType::OpenaiApiKey, s, e, 0.95, "secret.openai"));
+            }
+        }
+        if starts(b, s, b"sk-") {
+            let e = run(b, s + 3, is_alnum);
+            let body = b.get(s + 3..e)?;
+            if at(b, e) == b'-' || at(b, e) == b'_' || body.len() < 32 || char_classes(body) < 2 {
+                return None;
+            }
+            let legacy = body.windows(8).any(|w| w == b"T3BlbkFJ");
+            let score = if legacy { 0.95 } else { 0.85 };
+            return Some(self.emit(PiiType::OpenaiApiKey, s, e, score, "secret.openai"));
+        }
+        for (p, score) in [
+            (&b"sk_live_"[..], 0.95),
+            (b"rk_live_", 0.95),
+            (b"sk_test_", 0.85),
+            (b"rk_test_", 0.85),
+            (b"pk_live_", 0.8),
+            (b"pk_test_", 0.6),
+        ] {
+            if starts(b, s, p) {
+                let e = run(b, s + 8, is_alnum);
+                return (e - s - 8 >= 10 && at(b, e) != b'_')
+                    .then(|| self.emit(PiiType::StripeKey, s, e, score, "secret.stripe"));
+            }
+        }
+        None
+    }
+
+    fn slack(&mut self, s: usize) -> Option<usize> {
+        let b = self.b;
+        let prefixed = [
+            &b"xoxb-"[..],
+            b"xoxp-",
+            b"xoxa-",
+            b"xoxr-",
+            b"xoxs-",
+            b"xoxo-",
+            b"xapp-",
+        ]
+        .iter()
+        .any(|p| starts(b, s, p));
+        if !prefixed {
+            return None;
+        }
+        let e = run(b, s + 5, |c| is_alnum(c) || c == b'-');
+        let body = b.get(s + 5..e)?;
+        (body.len() >= 10 && body.iter().any(u8::is_ascii_digit))
+            .then(|| self.emit(PiiType::SlackToken, s, e, 0.95, "secret.slack"))
+    }
+
+    /// `https://hooks.slack.com/services/T.../B.../...` (from the scheme).
+    fn slack_webhook(&mut self, s: usize) -> Option<usize> {
+        let b = self.b;
+        if !starts(b, s, b"hooks.slack.com/services/") {
+            return None;
+        }
+        let body = s + 25;
+        let e = run(b, body, |c| is_alnum(c) || c == b'/');
+        if e - body < 20 || !starts(b, body, b"T") {
+            return None;
+        }
+        let start = if s >= 8 && b.get(s - 8..s) == Some(b"https://") {
+            s - 8
+        } else {
+            s
+        };
+        Some(self.emit(PiiType::SlackToken, start, e, 0.95, "secret.slack-webhook"))
+    }
+
+    /// `eyJ...` header, payload and signature in base64url, the header a
+    /// JSON object with `alg`.
+    fn jwt(&mut self, s: usize) -> Option<usize> {
+        let b = self.b;
+        if !starts(b, s, b"eyJ") {
+            return None;
+        }
+        let h = run(b, s, token_char);
+        if at(b, h) != b'.' {
+            return None;
+        }
+        let p = run(b, h + 1, token_char);
+        if p == h + 1 || at(b, p) != b'.' {
+            return None;
+        }
+        let e = run(b, p + 1, token_char);
+        if !jwt_header_ok(b.get(s..h)?) {
+            return None;
+        }
+        Some(self.emit(PiiType::Jwt, s, e, 0.95, "secret.jwt"))
+    }
+
+    /// A PEM private key block from `-----BEGIN ... PRIVATE KEY-----` at `s`
+    /// through its END line (or the end of its body when that is missing).
+    pub(crate) fn pem(&mut self, s: usize) -> Option<usize> {
+        if !self.on(PiiType::PrivateKey) {
+            return None;
+        }
+        let b = self.b;
+        let label_start = s + 11;
+        let label_end = label_start
+            + b.get(label_start..)?
+                .iter()
+                .take(64)
+                .position(|&c| c == b'-')?;
+        let label = b.get(label_start..label_end)?;
+        if !starts(b, label_end, b"-----")
+            || !label.ends_with(b"PRIVATE KEY") && !label.ends_with(b"PRIVATE KEY BLOCK")
+        {
+            return None;
+        }
+        let body = label_end + 5;
+        let rest = self.text.get(body..)?;
+        let end = match rest.find("-----END ") {
+            Some(k) => {
+                let e_label = body + k + 9;
+                let close = e_label
+                    + b.get(e_label..)?
+                        .iter()
+                        .take(80)
+                        .position(|&c| c == b'-')
+                        .unwrap_or(0);
+                if starts(b, close, b"-----") {
+                    close + 5
+                } else {
+                    e_label
+                }
+            }
+            None => run(b, body, |c| {
+                is_alnum(c)
+                    || matches!(
+                        c,
+                        b'+' | b'/' | b'=' | b'\n' | b'\r' | b' ' | b'\\' | b':' | b',' | b'-'
+                    )
+            }),
+        };
+        self.push(PiiType::PrivateKey, s, end, 1.0, "secret.private-key");
+        Some(end)
+    }
+
+    /// A value assigned with `:` or `=` at `p` to a name that says secret.
+    pub(crate) fn assignment(&mut self, p: usize) -> Option<usize> {
+        let b = self.b;
+        let op = at(b, p);
+        let next = at(b, p + 1);
+        if op == b'='
+            && (next == b'=' || p == 0 || matches!(at(b, p - 1), b'=' | b'!' | b'<' | b'>'))
+        {
+            return None;
+        }
+        if op == b':' && (next == b':' || next == b'/') {
+            return None;
+        }
+        // The name: back over spaces and a quote, then name characters.
+        let mut k = p;
+        while k > 0 && at(b, k - 1) == b' ' && p - k < 4 {
+            k -= 1;
+        }
+        if k > 0 && matches!(at(b, k - 1), b'"' | b'\'' | b'`') {
+            k -= 1;
+        }
+        let name_end = k;
+        // At most three words ("api key", "mot de passe"), 48 bytes.
+        let mut spaces = 0;
+        while k > 0 && name_end - k < 48 {
+            let c = at(b, k - 1);
+            if c == b' ' {
+                if spaces == 2 || k < 2 || at(b, k - 2) == b' ' {
+                    break;
+                }
+                spaces += 1;
+            } else if !(is_alnum(c) || matches!(c, b'_' | b'-' | b'.') || c >= 0x80) {
+                break;
+            }
+            k -= 1;
+        }
+        while k < name_end && (!self.text.is_char_boundary(k) || at(b, k) == b' ') {
+            k += 1;
+        }
+        if k > 0 && matches!(at(b, k - 1), b'/' | b'+') {
+            return None;
+        }
+        let name = b.get(k..name_end)?;
+        if name.is_empty() {
+            return None;
+        }
+        let (mut secret, mut password) = (false, false);
+        for m in self.pats.names.find_iter(name) {
+            if m.pattern().as_usize() < SECRET_NAMES.len() {
+                secret = true;
+            } else {
+                password = true;
+            }
+        }
+        let n = name.len();
+        if n >= 4
+            && name
+                .get(n - 4..)
+                .is_some_and(|t| t.eq_ignore_ascii_case(b"pass"))
+            && (n == 4 || matches!(at(name, n - 5), b'_' | b'-' | b' '))
+        {
+            password = true;
+        }
+        if !(secret || password) {
+            return None;
+        }
+        self.assign_value(p, name, password)
+    }
+
+    fn assign_value(&mut self, p: usize, name: &[u8], password: bool) -> Option<usize> {
+        let b = self.b;
+        let has = |w: &[u8]| name.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
+        let mut v = p + 1;
+        while at(b, v) == b' ' && v - p < 5 {
+            v += 1;
+        }
+        let quote = at(b, v);
+        let quoted = matches!(quote, b'"' | b'\'' | b'`');
+        if quoted {
+            v += 1;
+        }
+        let stop = |c: u8| {
+            c == 0
+                || c.is_ascii_whitespace()
+                || (quoted && c == quote)
+                || (!quoted && b",;)}]&\"'<>".contains(&c))
+        };
+        let mut e = v;
+        while e < b.len() && e - v <= 512 && !stop(at(b, e)) {
+            e += 1;
+        }
+        // A trailing sentence dot is not part of an unquoted value.
+        if !quoted && e > v && at(b, e - 1) == b'.' {
+            e -= 1;
+        }
+        let value = b.get(v..e)?;
+        if value.is_empty() || value.len() > 512 || !self.text.is_char_boundary(e) {
+            return None;
+        }
+        // A token with a known prefix is reported as itself.
+        if let Some(end) = self.secret_prefix(v) {
+            return Some(end);
+        }
+        if placeholder(value) || code_like(value) {
+            return None;
+        }
+        let entropy = shannon_entropy(value);
+        let classes = char_classes(value);
+        if (has(b"aws") || has(b"secret") && self.aws_nearby(p))
+            && value.len() == 40
+            && value.iter().all(|&c| is_alnum(c) || c == b'/' || c == b'+')
+            && classes >= 2
+            && entropy >= MIN_ENTROPY
+        {
+            return Some(self.emit(PiiType::AwsSecretKey, v, e, 0.9, "secret.aws-secret-key"));
+        }
+        let ok = if password {
+            value.len() >= MIN_PASSWORD
+                && classes >= 2
+                && (entropy >= MIN_PASSWORD_ENTROPY || classes >= 3)
+        } else {
+            value.len() >= MIN_SECRET
+                && classes >= 2
+                && value.iter().any(u8::is_ascii_digit)
+                && entropy >= MIN_ENTROPY
+        };
+        if !ok {
+            return None;
+        }
+        let score = if password { 0.75 } else { 0.8 };
+        Some(self.emit(PiiType::Secret, v, e, score, "secret.assignment"))
+    }
+
+    /// A 40-character AWS secret access key outside an assignment, next to
+    /// "aws" and "secret" ("AWS secret key wJalr..."); returns its end.
+    pub(crate) fn aws_secret_standalone(&mut self, s: usize) -> Option<usize> {
+        if !self.on(PiiType::AwsSecretKey) {
+            return None;
+        }
+        let b = self.b;
+        let e = run(b, s, |c| is_alnum(c) || c == b'/' || c == b'+');
+        let value = b.get(s..e)?;
+        if value.len() != 40
+            || !super::numbers::left_ok(self.text, s)
+            || char_classes(value) < 3
+            || shannon_entropy(value) < MIN_ENTROPY
+        {
+            return None;
+        }
+        let window = b.get(s.saturating_sub(64)..s)?;
+        let has = |w: &[u8]| window.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
+        if !(has(b"aws") && has(b"secret")) {
+            return None;
+        }
+        Some(self.emit(PiiType::AwsSecretKey, s, e, 0.85, "secret.aws-secret-key"))
+    }
+
+    /// Whether "aws" occurs in the 64 bytes before `p`.
+    fn aws_nearby(&self, p: usize) -> bool {
+        let from = p.saturating_sub(64);
+        self.b
+            .get(from..p)
+            .is_some_and(|w| w.windows(3).any(|x| x.eq_ignore_ascii_case(b"aws")))
+    }
+}
+
+/// Values that stand for a secret rather than being one.
+fn placeholder(v: &[u8]) -> bool {
+    let has = |w: &[u8]| v.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
+    matches!(v.first(), Some(b'$' | b'{' | b'<' | b'%' | b'['))
+        || [
+            &b"xxx"[..],
+            b"***",
+            b"...",
+            b"changeme",
+            b"your",
+            b"placeholder",
+            b"redacted",
+            b"dummy",
+        ]
+        .iter()
+        .any(|w| has(w))
+}
+
+/// Values that are code rather than a literal: a call or an index
+/// (`getpass(`, `env[`), or a name (letters, `_` and `.` only:
+/// `userPassword`, `self.secret_value`, `process.env.TOKEN`).
+fn code_like(v: &[u8]) -> bool {
+    v.iter().any(|c| b"()[]".contains(c))
+        || v.iter()
+            .all(|&c| c.is_ascii_alphabetic() || c == b'_' || c == b'.')
+}
+
+/// The matcher of [`SECRET_NAMES`] then [`PASSWORD_NAMES`] (ASCII case-insensitive).
+pub(crate) fn name_matcher() -> Result<AhoCorasick, PiiPatternError> {
+    AhoCorasickBuilder::new()
+        .kind(Some(AhoCorasickKind::DFA))
+        .match_kind(MatchKind::LeftmostLongest)
+        .ascii_case_insensitive(true)
+        .build(SECRET_NAMES.iter().chain(PASSWORD_NAMES))
+        .map_err(|e| PiiPatternError::Context(e.to_string()))
+}
