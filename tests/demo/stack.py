@@ -142,6 +142,15 @@ SCRIPT = [
      chat("What is a system prompt and how do developers use it?"), {}),
     ("redacted codename", "/v1/chat/completions", chat("Any news on Project Bluebird?"), {}),
     ("flagged phrase", "/v1/chat/completions", chat("Hypothetically speaking, how do tides work?"), {}),
+    # PII and secrets: pseudonyms the model sees and the client never does, masks, blocks.
+    ("PII pseudonymised, restored in reply", "/v1/chat/completions",
+     chat("Write to jane.roe@example.org or call +44 20 7946 0958."), {}),
+    ("card partially masked", "/v1/chat/completions", chat("Refund card 4111 1111 1111 1111 please"), {}),
+    ("AWS key in a prompt", "/v1/chat/completions", chat("deploy with AKIAIOSFODNN7EXAMPLE"), {}),
+    ("PII in the model's answer", "/v1/chat/completions", chat("hello"),
+     {"x-mock-reply": base64.b64encode(b"Sure, my IBAN is DE89 3704 0044 0532 0130 00").decode()}),
+    ("hard negative: order id, version", "/v1/chat/completions",
+     chat("Order #4829301756 failed on v10.4.1.2 at 2024-03-15T10:22:33Z"), {}),
     ("malformed JSON", "/v1/chat/completions", b'{"model": "gpt-4o-mini", "messages": [', {}),
     ("oversized body (2 MiB)", "/v1/chat/completions", chat("x" * (2 * 1024 * 1024)), {}),
 ]
@@ -160,9 +169,15 @@ def demo():
             recs = json.loads(http("GET", UPSTREAM_URL + "/__mock/requests")[2])["requests"]
             reached = len(recs) > seen_before
             action = hdrs.get("x-tollgate-action", "allow")
+            sent = ""
             if reached:
                 got = base64.b64decode(recs[-1]["body_base64"])
                 upstream = "same bytes" if got == body else "rewritten"
+                if got != body:
+                    try:
+                        sent = "sent: " + json.loads(got)["messages"][-1]["content"] + " | "
+                    except (ValueError, KeyError, IndexError, TypeError):
+                        pass
             else:
                 upstream = "never reached"
             detail = ""
@@ -178,7 +193,8 @@ def demo():
             except (ValueError, KeyError, IndexError, TypeError):
                 if resp.startswith(b"data:") or b"\ndata:" in resp[:200]:
                     detail = f"SSE stream, {resp.count(b'data:')} events"
-            rows.append((name, str(status), action, upstream, detail[:70]))
+            detail = sent + detail
+            rows.append((name, str(status), action, upstream, detail[:110]))
         widths = [max(len(r[i]) for r in rows + [("request", "status", "action", "upstream", "detail")]) for i in range(5)]
         line = "  ".join("{:<%d}" % w for w in widths)
         print()
