@@ -4,7 +4,6 @@
 //! JSON, camelCase, unknown fields rejected. Every error names the field:
 //! `config.detectors[0].phrases[2]: phrase is empty after normalisation`.
 
-
 mod pii;
 mod raw;
 

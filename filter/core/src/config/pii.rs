@@ -150,10 +150,12 @@ pub(super) fn compile_pii(i: usize, c: &PiiConfig) -> Result<PiiDetector, Config
     {
         let model = crate::detect::ner::NerModel::builtin()
             .map_err(|e| ConfigError::at(at("ner"), format!("built-in model: {e}")))?;
-        Ok(detector.with_ner(Box::new(crate::detect::pii_detector::ModelNer {
-            model,
-            max_windows: c.ner_max_windows,
-        })))
+        Ok(
+            detector.with_ner(Box::new(crate::detect::pii_detector::ModelNer {
+                model,
+                max_windows: c.ner_max_windows,
+            })),
+        )
     }
     #[cfg(not(feature = "ml"))]
     Err(ConfigError::at(at("ner"), "this build has no NER model"))
