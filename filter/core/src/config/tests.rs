@@ -151,3 +151,36 @@ fn injection_time_budget_is_parsed_and_checked() {
         "<accepted>"
     );
 }
+
+#[test]
+fn pii_hash_key_from_the_environment() {
+    let cfg = |extra: &str| {
+        format!(
+            r#"{{"schemaVersion":1,"detectors":[{{"type":"pii","id":"p","ner":false,"types":{{"EMAIL":"hash"}}{extra}}}]}}"#
+        )
+    };
+    std::env::set_var("TOLLGATE_TEST_PII_KEY", "a-secret-of-24-bytes-....");
+    assert!(Policy::from_json(cfg(r#","hashKeyEnv":"TOLLGATE_TEST_PII_KEY""#).as_bytes()).is_ok());
+    let e = Policy::from_json(cfg(r#","hashKeyEnv":"TOLLGATE_TEST_PII_KEY_UNSET""#).as_bytes())
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        e.as_deref(),
+        Some("config.detectors[0].hashKeyEnv: environment variable TOLLGATE_TEST_PII_KEY_UNSET is not set")
+    );
+    let e = Policy::from_json(
+        cfg(r#","hashKey":"0123456789abcdef","hashKeyEnv":"TOLLGATE_TEST_PII_KEY""#).as_bytes(),
+    )
+    .err()
+    .map(|e| e.to_string());
+    assert_eq!(
+        e.as_deref(),
+        Some("config.detectors[0].hashKey: set hashKey or hashKeyEnv, not both")
+    );
+    // Errors never print the key.
+    let e = Policy::from_json(cfg(r#","hashKey":"tooshort""#).as_bytes())
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(!e.contains("tooshort"), "{e}");
+}

@@ -247,3 +247,96 @@ impl Detector for PiiDetector {
         self.on_error
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A NER stage that reports fixed spans (or fails), to test how they merge.
+    struct FixedNer(Result<Vec<NerHit>, String>, bool);
+
+    impl NerStage for FixedNer {
+        fn worth_running(&self, _text: &str) -> bool {
+            self.1
+        }
+        fn spans(&self, _text: &str) -> Result<Vec<NerHit>, String> {
+            self.0.clone()
+        }
+    }
+
+    fn detector(ner: FixedNer) -> PiiDetector {
+        let actions = vec![
+            TypeAction {
+                kind: PiiType::Email,
+                action: Action::Redact,
+                rewrite: Rewrite::Mask,
+            },
+            TypeAction {
+                kind: PiiType::Person,
+                action: Action::Redact,
+                rewrite: Rewrite::Pseudonymize,
+            },
+        ];
+        match PiiDetector::new("pii", actions, 0.5, vec![], (true, false)) {
+            Ok(d) => d.with_ner(Box::new(ner)),
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+
+    const TEXT: &str = "Ask Jürgen Weiß at jw@example.com today";
+
+    #[test]
+    fn ner_spans_merge_with_patterns() {
+        let person = (PiiType::Person, 4, 17, 0.9);
+        // A NER span over the e-mail loses to the pattern; low scores, unconfigured
+        // types, non-NER types and bad spans are dropped.
+        let d = detector(FixedNer(
+            Ok(vec![
+                person,
+                (PiiType::Person, 21, 35, 0.99),
+                (PiiType::Person, 0, 3, 0.2),
+                (PiiType::Location, 0, 3, 0.9),
+                (PiiType::Email, 0, 3, 0.9),
+                (PiiType::Person, 5, 6, 0.9),
+                (PiiType::Person, 30, 99, 0.9),
+            ]),
+            true,
+        ));
+        let (m, err) = d.matches(TEXT);
+        assert!(err.is_none());
+        let got: Vec<(&str, usize, usize, &str)> = m
+            .iter()
+            .map(|(m, s)| (m.kind.as_str(), m.start, m.end, *s))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("PERSON", 4, 17, "ner"), ("EMAIL", 21, 35, "pattern")]
+        );
+        assert_eq!(TEXT.get(4..17), Some("Jürgen Weiß"));
+        // 4..16 ends inside "ß": dropped, not trusted.
+        let d2 = detector(FixedNer(Ok(vec![(PiiType::Person, 4, 16, 0.9)]), true));
+        assert_eq!(d2.matches(TEXT).0.len(), 1);
+        // Skipped when the gate says so.
+        let d = detector(FixedNer(Ok(vec![person]), false));
+        assert_eq!(d.matches(TEXT).0.len(), 1);
+    }
+
+    #[test]
+    fn a_failing_model_keeps_the_pattern_findings() {
+        let d = detector(FixedNer(Err("boom".into()), true));
+        let mut out = Vec::new();
+        let r = d.scan_checked(&ScanText::new(TEXT), Channel::User, &mut out);
+        assert_eq!(r, Err(DetectorError("NER: boom".into())));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out.first().map(|f| f.kind), Some("EMAIL"));
+        assert!(!format!("{:?}", r).contains("jw@"));
+    }
+
+    #[test]
+    fn directions_and_channels() {
+        let d = detector(FixedNer(Ok(vec![]), true));
+        assert!(d.applies_to_direction(Direction::Request));
+        assert!(!d.applies_to_direction(Direction::Response));
+        assert!(d.applies_to(Channel::Tool));
+    }
+}
