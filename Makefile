@@ -122,6 +122,7 @@ model-tiny: cli $(TINY_VENV)/.installed
 model-check:
 	cd models/injection && sha256sum -c --quiet SHA256SUMS
 	cd models/injection/tiny && sha256sum -c --quiet SHA256SUMS
+	cd models/pii/ner && sha256sum -c --quiet SHA256SUMS
 
 # Detection quality on the held-out split written by `make model`.
 eval: cli

@@ -508,6 +508,11 @@ def build_hardneg(seed, frames, n):
 
 
 def main():
+    # Some Faker providers pick from sets (string hashing): pin the hash seed so that
+    # reruns are byte-identical.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     t0 = time.time()
     out = sys.argv[1] if len(sys.argv) > 1 else "target/pii-data"
     os.makedirs(out, exist_ok=True)

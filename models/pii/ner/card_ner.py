@@ -84,10 +84,16 @@ def write(out, m):
       f"{a['epochs']} epochs (best dev epoch kept: {m['selection'][md['config']]['best_epoch']}), dropout "
       f"{a['dropout']}, word dropout {a['worddrop']} (the embedding of a token replaced by `[UNK]`'s, its shape "
       "features kept).")
+    w("- Training-time augmentation (train split only, a fresh copy every epoch next to the original texts): "
+      "25% of the non-entity words replaced by a common word of the language (Faker's lorem lists; Spanish for "
+      "Portuguese) or a pronounceable non-word, and filler sentences of such words before or after the text, "
+      "so that the model cannot learn \"a word outside the frames is a name\".")
     w("- Decoding (Python here and `ner.rs` alike): windows of <= 128 tokens that never cut a word; a word's "
-      "label and probability are those of its first piece; BIO over words, an `I-` after O or another type "
-      "starts an entity; an entity's score is the mean of its words' probabilities; spans are byte offsets, "
-      "word-aligned.\n")
+      "label distribution is the mean of its pieces' softmax; `B-` starts an entity, `I-` continues the current "
+      "one whatever its type (and starts one after O or across a line break); the entity's type is the type "
+      "with the highest sum of its words' B-/I- probabilities, its score that sum over the number of words; "
+      "punctuation words at the start and lower-case words at the end are dropped; an entity without a "
+      "capitalised word is dropped; spans are byte offsets, word-aligned.\n")
     w("## Results\n")
     w("Exact-match entity spans (type, start, end), onnxruntime logits and the Rust decoding. Test was evaluated "
       "once the configuration was chosen on dev.\n")
@@ -115,12 +121,23 @@ def write(out, m):
     for k, v in m["selection"].items():
         w(f"| {k} | {_pct(v['dev']['micro']['f1'])} | {v['best_epoch']} | {v['seconds']} |")
     w("")
+    w("Exploration before this run (same data generator and seed; each a full run, test printed every time): "
+      "(1) no augmentation, names split by first and last name separately (every test first and last name "
+      "unseen), first-piece labels and strict BIO decoding: test PERSON P/R 71.0%/65.2%; (2) with augmentation, "
+      "full names as the split unit: PERSON 77.6%/80.2%; (3) this run: the decoding above and non-words in "
+      "the augmentation. The decoding rules were chosen by looking at dev errors of run (2).\n")
     w("## Limitations\n")
+    pr = r["test"]["PERSON"]
+    w(f"- The goal (PERSON recall >= 85% at precision >= ~85% on test) is not met: recall {_pct(pr['recall'])} "
+      f"at precision {_pct(pr['precision'])}. Most misses are names in sentence frames never seen in training "
+      "(greetings, sign-offs, CSV rows), names that are also place names (Zamora, Córdoba) and single surnames.")
     w("- Synthetic data: the sentences are the project's frames and the names Faker's lists. Real traffic "
       "(long documents, code, names from other cultures, nicknames, user handles) will score lower; measure "
       "there before blocking on NER findings.")
-    w("- Lower-cased names (5% of the chat turns) and names at the start of a sentence are the weak spots; the "
-      "gate skips texts whose only capitalised words start sentences.")
+    w("- Lower-cased names (5% of the chat turns are lower-cased) are never reported (the decoding drops "
+      "entities without a capitalised word); names at the start of a sentence are a weak spot; the gate skips "
+      "texts whose only capitalised words start sentences.")
+    w("- Product and brand words in the frames (AWS, CI, Kubernetes, Python) are not annotated as organisations.")
     w("- ORGANIZATION and LOCATION names are often multi-word (Faker companies such as \"Müller GmbH & Co. KG\", "
       "street addresses): exact-match figures count a partly found name as a miss; see the overlap recall.")
     w("- Characters outside the tokenizer's 1000-character alphabet turn their word into `[UNK]` (still "

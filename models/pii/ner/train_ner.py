@@ -93,10 +93,17 @@ def word_lists():
     return out
 
 
+def pseudo_word(rng):
+    """A pronounceable non-word (so that no word list, however long, marks O)."""
+    syl = [rng.choice("bcdfghjklmnprstvwz") + rng.choice("aeiou") + rng.choice(["", "", "n", "r", "s", "l"])
+           for _ in range(rng.randint(1, 4))]
+    return "".join(syl)
+
+
 def augment(recs, words, rng):
     """Training-time augmentation against memorising the frames: 25% of the non-entity
-    words replaced by a common word of the language (capitalised like the word it
-    replaces, 3% capitalised anyway), and filler sentences of common words (sometimes
+    words replaced by a common word of the language or a pronounceable non-word
+    (capitalised like the word it replaces, 3% capitalised anyway), and filler sentences of common words (sometimes
     with a weekday or month name) before or after the text. Spans move with the text."""
     out = []
     for r in recs:
@@ -114,7 +121,7 @@ def augment(recs, words, rng):
             w = m.group(0)
             if rng.random() >= 0.25:
                 return w
-            n = rng.choice(W)
+            n = rng.choice(W) if rng.random() < 0.6 else pseudo_word(rng)
             if w[0].isupper() or rng.random() < 0.03:
                 n = n[:1].upper() + n[1:]
             return n
@@ -286,7 +293,7 @@ def shape_table(tok):
         S[i, 6] = t == "[UNK]"
         S[i, 7] = len(s) >= 4
     S[0] = 0
-    return S, [inv[i].startswith("##") and len(inv[i]) > 2 for i in range(V)], [bool(S[i, 5]) for i in range(V)]
+    return S, [inv[i].startswith("##") and len(inv[i]) > 2 for i in range(V)], [bool(S[i, 5]) for i in range(V)], [bool(S[i, 1]) for i in range(V)], [bool(S[i, 3]) for i in range(V)]
 
 
 # --------------------------------------------------------------------------- data
@@ -512,48 +519,58 @@ def softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def decode(ids, offs, logits, is_cont, is_punct, min_score=0.0):
-    """Word pieces -> words (a word starts at a non-continuation piece), the word's label
-    and probability are its first piece's argmax; BIO over words -> entities (an I- after
-    a different type or O starts an entity); punctuation words at either end of an
-    entity are dropped; score = mean probability of the entity's words."""
+def decode(text_b, ids, offs, logits, is_cont, is_punct, is_cap, is_low, min_score=0.0):
+    """Word pieces -> words (a word starts at a non-continuation piece); a word's label
+    distribution is the mean of its pieces' softmax, its label the argmax. Words ->
+    entities: B- starts an entity, I- continues the current one whatever its type (and
+    starts one after O or across a line break); the entity's type is the type with the
+    highest sum of its words' probabilities. Punctuation words at the start and
+    lower-case words at the end are dropped; an entity without a capitalised word is
+    dropped; score = mean probability of the entity's words for its type."""
     pr = softmax(np.asarray(logits, np.float64))
-    words = []  # [start, end, label, prob, punct]
+    words = []  # [start, end, prob sum over pieces, pieces, punct, capitalised, lower]
     for j in range(len(ids)):
         if j > 0 and is_cont[ids[j]] and words:
             words[-1][1] = offs[j][1]
+            words[-1][2] = words[-1][2] + pr[j]
+            words[-1][3] += 1
             continue
-        k = int(np.argmax(pr[j]))
-        words.append([offs[j][0], offs[j][1], k, float(pr[j, k]), bool(is_punct[ids[j]])])
-    ents = []  # (type, [words])
+        i = ids[j]
+        words.append([offs[j][0], offs[j][1], pr[j].copy(), 1, bool(is_punct[i]), bool(is_cap[i]), bool(is_low[i])])
+    ents = []
     cur = None
+    prev_end = None
     for w in words:
-        lab = LABELS[w[2]]
+        dist = w[2] / w[3]
+        lab = LABELS[int(np.argmax(dist))]
+        brk = prev_end is not None and b"\n" in text_b[prev_end:w[0]]
+        prev_end = w[1]
         if lab == "O":
             if cur:
                 ents.append(cur)
             cur = None
             continue
-        bio, typ = lab.split("-", 1)
-        if cur and cur[0] == typ and bio == "I":
-            cur[1].append(w)
+        if cur is not None and lab.startswith("I-") and not brk:
+            cur.append((w, dist))
         else:
             if cur:
                 ents.append(cur)
-            cur = (typ, [w])
+            cur = [(w, dist)]
     if cur:
         ents.append(cur)
     out = []
-    for typ, ws in ents:
-        while ws and ws[0][4]:
+    for ws in ents:
+        while ws and ws[0][0][4]:
             ws = ws[1:]
-        while ws and ws[-1][4]:
+        while ws and ws[-1][0][6]:
             ws = ws[:-1]
-        if not ws:
+        if not ws or not any(w[5] for w, _ in ws):
             continue
-        sc = float(np.mean([w[3] for w in ws]))
+        per_type = [sum(d[LABELS.index("B-" + t)] + d[LABELS.index("I-" + t)] for _, d in ws) for t in NER_TYPES]
+        ti = int(np.argmax(per_type))
+        sc = float(per_type[ti] / len(ws))
         if sc >= min_score:
-            out.append({"type": typ, "start": ws[0][0], "end": ws[-1][1], "score": sc})
+            out.append({"type": NER_TYPES[ti], "start": ws[0][0][0], "end": ws[-1][0][1], "score": sc})
     return out
 
 
@@ -592,7 +609,7 @@ def worth_running(text):
     return False
 
 
-def predict_spans(pred, p, enc, is_cont, is_punct, min_score=0.0):
+def predict_spans(pred, p, recs, enc, is_cont, is_punct, is_cap, is_low, min_score=0.0):
     seqs, owner = [], []
     for i, (ids, offs, _) in enumerate(enc):
         for a, b in windows(ids, is_cont):
@@ -602,7 +619,7 @@ def predict_spans(pred, p, enc, is_cont, is_punct, min_score=0.0):
     out = [[] for _ in enc]
     for z, (i, a, b) in zip(lg, owner):
         ids, offs, _ = enc[i]
-        out[i].extend(decode(ids[a:b], offs[a:b], z, is_cont, is_punct, min_score))
+        out[i].extend(decode(recs[i]["text"].encode("utf-8"), ids[a:b], offs[a:b], z, is_cont, is_punct, is_cap, is_low, min_score))
     return out
 
 
@@ -721,7 +738,7 @@ def main():
     tok_path = os.path.join(out, "tokenizer.json")
     tok.save(tok_path)
     tok = Tokenizer.from_file(tok_path)
-    shape, is_cont, is_punct = shape_table(tok)
+    shape, is_cont, is_punct, is_cap, is_low = shape_table(tok)
     log(f"tokenizer: {tok.get_vocab_size()} entries")
     enc = {s: encode_records(tok, v) for s, v in split.items()}
     ntok = {s: int(np.mean([len(e[0]) for e in v])) for s, v in enc.items()}
@@ -735,7 +752,7 @@ def main():
         pred = Predictor(cfg, jnp.asarray(shape))
 
         def dev_eval(p, pred=pred):
-            return evaluate(split["dev"], predict_spans(pred, p, enc["dev"], is_cont, is_punct))
+            return evaluate(split["dev"], predict_spans(pred, p, split["dev"], enc["dev"], is_cont, is_punct, is_cap, is_low))
 
         log(f"training {name}: {cfg}")
         t0 = time.time()
@@ -769,10 +786,11 @@ def main():
     # the reported figures: onnxruntime logits, the Rust decoding
     def ort_spans(s):
         res = []
-        for ids, offs, _ in enc[s]:
+        for r, (ids, offs, _) in zip(split[s], enc[s]):
             sp = []
+            tb = r["text"].encode("utf-8")
             for a, b in windows(ids, is_cont):
-                sp.extend(decode(ids[a:b], offs[a:b], ortz(ids[a:b]), is_cont, is_punct))
+                sp.extend(decode(tb, ids[a:b], offs[a:b], ortz(ids[a:b]), is_cont, is_punct, is_cap, is_low))
             res.append(sp)
         return res
 
@@ -826,7 +844,7 @@ def main():
         for i in picks:
             ids, offs, _ = enc["test"][i]
             z = ortz(ids)
-            sp = decode(ids, offs, z, is_cont, is_punct)
+            sp = decode(split["test"][i]["text"].encode("utf-8"), ids, offs, z, is_cont, is_punct, is_cap, is_low)
             f.write(json.dumps({"text": split["test"][i]["text"], "ids": [int(v) for v in ids],
                                 "logits": [[round(float(v), 5) for v in row] for row in z],
                                 "spans": [{"label": x["type"], "start": x["start"], "end": x["end"],

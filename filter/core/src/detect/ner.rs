@@ -10,11 +10,14 @@
 //!
 //! Decoding (the same as the training script's, so its figures hold here):
 //! windows of at most [`MAX_TOKENS`] tokens that never cut a word; a word is a
-//! piece that is not a continuation plus the continuation pieces after it, and
-//! takes the label and probability of its first piece; adjacent `B-`/`I-`
-//! words of one type merge into one entity, an `I-` after `O` or another type
-//! starts one; punctuation words at either end of an entity are dropped; an
-//! entity's score is the mean probability of its words.
+//! piece that is not a continuation plus the continuation pieces after it; its
+//! label distribution is the mean of its pieces' softmax, its label the argmax.
+//! `B-` starts an entity, `I-` continues the current one whatever its type
+//! (and starts one after `O` or across a line break); the entity's type is the
+//! one with the highest sum of its words' `B-`/`I-` probabilities, its score
+//! that sum over the number of words. Punctuation words at the start and
+//! lower-case words at the end are dropped, and an entity without a
+//! capitalised word is dropped (lower-case names are not reported).
 //!
 //! Cost is bounded per text: at most `max_windows` windows run, the rest of a
 //! longer text is not looked at.
@@ -75,6 +78,12 @@ pub struct NerModel {
     continuation: Vec<bool>,
     /// Whether vocabulary entry `i` has no alphanumeric character.
     punctuation: Vec<bool>,
+    /// Whether vocabulary entry `i` (without `##`) starts with an upper-case letter.
+    capital: Vec<bool>,
+    /// Whether vocabulary entry `i` (without `##`) starts with a lower-case letter.
+    lower: Vec<bool>,
+    /// Per entity type, the columns of its `B-` and `I-` labels.
+    type_columns: Vec<(&'static str, Vec<usize>)>,
     /// Ids at or above this are mapped to the last id (never out of the embedding table).
     vocab: u32,
 }
@@ -162,6 +171,8 @@ impl NerModel {
         let vocab = u32::try_from(size).unwrap_or(u32::MAX).max(1);
         let mut continuation = vec![false; size.max(1)];
         let mut punctuation = vec![false; size.max(1)];
+        let mut capital = vec![false; size.max(1)];
+        let mut lower = vec![false; size.max(1)];
         for (piece, id) in tokenizer.get_vocab(true) {
             let cont = piece.len() > 2 && piece.starts_with("##");
             let body = if cont {
@@ -175,17 +186,41 @@ impl NerModel {
             if let Some(p) = punctuation.get_mut(id as usize) {
                 *p = !body.is_empty() && !body.chars().any(char::is_alphanumeric);
             }
+            let first = body.chars().next();
+            if let Some(c) = capital.get_mut(id as usize) {
+                *c = first.is_some_and(char::is_uppercase);
+            }
+            if let Some(l) = lower.get_mut(id as usize) {
+                *l = first.is_some_and(char::is_lowercase);
+            }
         }
-        // [PAD] is never punctuation (as in the training script's shape table).
-        if let Some(p) = punctuation.get_mut(0) {
-            *p = false;
+        // [PAD] has no shape (as in the training script's shape table).
+        for v in [&mut punctuation, &mut capital, &mut lower] {
+            if let Some(x) = v.get_mut(0) {
+                *x = false;
+            }
         }
+        let type_columns: Vec<(&'static str, Vec<usize>)> = ENTITY_TYPES
+            .iter()
+            .map(|&t| {
+                let cols = tags
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| matches!(g, Tag::Begin(x) | Tag::Inside(x) if *x == t))
+                    .map(|(i, _)| i)
+                    .collect();
+                (t, cols)
+            })
+            .collect();
         let m = NerModel {
             plan,
             tokenizer,
             tags,
             continuation,
             punctuation,
+            capital,
+            lower,
+            type_columns,
             vocab,
         };
         // Load-time self-check: the highest id in the longest window runs and
@@ -289,7 +324,7 @@ impl NerModel {
             let w_ids = ids.get(a..b).unwrap_or_default();
             let w_off = offsets.get(a..b).unwrap_or_default();
             let z = self.logits(w_ids)?;
-            self.decode(w_ids, w_off, &z, &mut out);
+            self.decode(text, w_ids, w_off, &z, &mut out);
         }
         // Offsets come from the tokenizer; keep only spans that slice the text.
         out.retain(|s| s.start < s.end && text.get(s.start..s.end).is_some());
@@ -297,93 +332,149 @@ impl NerModel {
     }
 
     /// Words and BIO tags of one window -> entity spans (appended to `out`).
-    fn decode(&self, ids: &[u32], offsets: &[(usize, usize)], z: &[f32], out: &mut Vec<NerSpan>) {
+    fn decode(
+        &self,
+        text: &str,
+        ids: &[u32],
+        offsets: &[(usize, usize)],
+        z: &[f32],
+        out: &mut Vec<NerSpan>,
+    ) {
         let k = self.tags.len();
         let mut words: Vec<Word> = Vec::new();
         for (j, (&id, &(start, end))) in ids.iter().zip(offsets).enumerate() {
+            let row = z.get(j * k..(j + 1) * k).unwrap_or_default();
+            let p = softmax(row);
             if j > 0 && self.is_continuation(id) {
                 if let Some(w) = words.last_mut() {
                     w.end = end;
+                    for (acc, v) in w.dist.iter_mut().zip(&p) {
+                        *acc += v;
+                    }
+                    w.pieces += 1;
                     continue;
                 }
             }
-            let row = z.get(j * k..(j + 1) * k).unwrap_or_default();
-            let (best, p) = argmax_softmax(row);
+            let flag = |v: &Vec<bool>| v.get(id as usize).copied().unwrap_or(false);
             words.push(Word {
                 start,
                 end,
-                tag: self.tags.get(best).copied().unwrap_or(Tag::Outside),
-                p,
-                punct: self.punctuation.get(id as usize).copied().unwrap_or(false),
+                dist: p,
+                pieces: 1,
+                punct: flag(&self.punctuation),
+                capital: flag(&self.capital),
+                lower: flag(&self.lower),
             });
         }
-        // entities: (type, first word, last word)
-        let mut ents: Vec<(&'static str, usize, usize)> = Vec::new();
-        let mut cur: Option<(&'static str, usize, usize)> = None;
+        for w in &mut words {
+            let n = w.pieces.max(1) as f32;
+            for v in &mut w.dist {
+                *v /= n;
+            }
+        }
+        // entities: ranges of words [first, last]
+        let bytes = text.as_bytes();
+        let mut ents: Vec<(usize, usize)> = Vec::new();
+        let mut cur: Option<(usize, usize)> = None;
+        let mut prev_end: Option<usize> = None;
         for (i, w) in words.iter().enumerate() {
-            match w.tag {
+            let best = argmax(&w.dist);
+            let tag = self.tags.get(best).copied().unwrap_or(Tag::Outside);
+            let line_break = prev_end.is_some_and(|e| {
+                bytes
+                    .get(e..w.start)
+                    .is_some_and(|gap| gap.contains(&b'\n'))
+            });
+            prev_end = Some(w.end);
+            match tag {
                 Tag::Outside => ents.extend(cur.take()),
-                Tag::Inside(t) if cur.is_some_and(|c| c.0 == t) => {
+                Tag::Inside(_) if cur.is_some() && !line_break => {
                     if let Some(c) = cur.as_mut() {
-                        c.2 = i;
+                        c.1 = i;
                     }
                 }
-                Tag::Begin(t) | Tag::Inside(t) => {
+                Tag::Begin(_) | Tag::Inside(_) => {
                     ents.extend(cur.take());
-                    cur = Some((t, i, i));
+                    cur = Some((i, i));
                 }
             }
         }
         ents.extend(cur.take());
-        for (label, a, b) in ents {
-            // Punctuation words at either end are not part of the entity.
-            let ws = words.get(a..=b).unwrap_or_default();
-            let (Some(f), Some(l)) = (
-                ws.iter().position(|w| !w.punct),
-                ws.iter().rposition(|w| !w.punct),
-            ) else {
+        for (a, b) in ents {
+            let mut ws = words.get(a..=b).unwrap_or_default();
+            // Punctuation words at the start, lower-case words at the end are not part of it.
+            while let Some((first, rest)) = ws.split_first() {
+                if !first.punct {
+                    break;
+                }
+                ws = rest;
+            }
+            while let Some((last, rest)) = ws.split_last() {
+                if !last.lower {
+                    break;
+                }
+                ws = rest;
+            }
+            if !ws.iter().any(|w| w.capital) {
+                continue;
+            }
+            let (Some(first), Some(last)) = (ws.first(), ws.last()) else {
                 continue;
             };
-            let kept = ws.get(f..=l).unwrap_or_default();
-            let (Some(first), Some(last)) = (kept.first(), kept.last()) else {
-                continue;
-            };
-            let sum: f32 = kept.iter().map(|w| w.p).sum();
-            out.push(NerSpan {
-                label,
-                start: first.start,
-                end: last.end,
-                score: sum / kept.len() as f32,
-            });
+            // The type with the highest sum of its words' B- and I- probabilities.
+            let mut best: Option<(&'static str, f32)> = None;
+            for (label, cols) in &self.type_columns {
+                let sum: f32 = ws
+                    .iter()
+                    .map(|w| cols.iter().filter_map(|&c| w.dist.get(c)).sum::<f32>())
+                    .sum();
+                if best.is_none_or(|(_, s)| sum > s) {
+                    best = Some((label, sum));
+                }
+            }
+            if let Some((label, sum)) = best {
+                out.push(NerSpan {
+                    label,
+                    start: first.start,
+                    end: last.end,
+                    score: (sum / ws.len() as f32).clamp(0.0, 1.0),
+                });
+            }
         }
     }
 }
 
-/// A word of a window: its byte span, tag and the tag's probability (all
-/// from its first piece), and whether it is punctuation.
+/// A word of a window: its byte span, its label distribution (the mean of
+/// its pieces' softmax) and the shape of its first piece.
 struct Word {
     start: usize,
     end: usize,
-    tag: Tag,
-    p: f32,
+    dist: Vec<f32>,
+    pieces: usize,
     punct: bool,
+    capital: bool,
+    lower: bool,
 }
 
-/// Index of the largest logit and its softmax probability.
-fn argmax_softmax(row: &[f32]) -> (usize, f32) {
+fn argmax(v: &[f32]) -> usize {
     let mut best = 0;
     let mut max = f32::NEG_INFINITY;
-    for (i, &v) in row.iter().enumerate() {
-        if v > max {
-            max = v;
+    for (i, &x) in v.iter().enumerate() {
+        if x > max {
+            max = x;
             best = i;
         }
     }
-    if row.is_empty() {
-        return (0, 0.0);
-    }
-    let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
-    (best, 1.0 / sum.max(f32::MIN_POSITIVE))
+    best
+}
+
+fn softmax(row: &[f32]) -> Vec<f32> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|&v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.into_iter()
+        .map(|v| v / sum.max(f32::MIN_POSITIVE))
+        .collect()
 }
 
 /// A cheap test whether a text can hold a name at all, to skip the model:
@@ -552,7 +643,7 @@ mod tests {
         let m = model();
         for text in [
             "Hi, my name is Thomas Miller and I can't log into my account.",
-            "Hallo, ich heiße Zoë Müller-Lüdenscheidt 😀 und komme nicht mehr in mein Konto.",
+            "😀 Hallo, ich heiße Zoë Müller-Lüdenscheidt und komme nicht mehr in mein Konto.",
         ] {
             let spans = m.spans(text, 2).unwrap_or_default();
             let person: Vec<&str> = spans
