@@ -76,6 +76,7 @@ const CASES: &[Case] = &[
     ("pii_in_responses_masked_or_blocked", pii_responses),
     ("pii_hard_negatives_pass_byte_for_byte", pii_negatives),
     ("pii_pseudonyms_with_the_official_sdks", pii_sdks),
+    ("pii_person_names_found_by_ner_and_restored", pii_ner),
 ];
 
 /// Cases that need no running Envoy.
@@ -964,6 +965,28 @@ fn pii_negatives(ctx: &Ctx) -> Result<()> {
         );
         check_eq!(r.json()["choices"][0]["message"]["content"], t);
     }
+    Ok(())
+}
+
+fn pii_ner(ctx: &Ctx) -> Result<()> {
+    // The full wasm's NER model finds the name; the model sees a placeholder, the client the name.
+    let prompt = "Hi, my name is Maria Schmidt and I need help with my invoice. Maria Schmidt";
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        &chat(prompt),
+        &[],
+    )?;
+    check_eq!(r.status, 200);
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 1);
+    let got: Value = serde_json::from_slice(&recorded_body(&reqs[0])).map_err(|e| e.to_string())?;
+    check_eq!(
+        got["messages"][0]["content"],
+        "Hi, my name is <PERSON_1> and I need help with my invoice. <PERSON_1>"
+    );
+    let findings = recorded_header(&reqs[0], "x-tollgate-findings").unwrap_or_default();
+    check!(findings.contains("PERSON:pii.ner"), "findings {findings}");
+    check_eq!(r.json()["choices"][0]["message"]["content"], prompt);
     Ok(())
 }
 
