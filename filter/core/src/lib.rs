@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod redact;
 pub mod reply;
 pub mod scan;
+pub mod sse;
 pub mod stream;
 
 pub use config::{PluginConfig, Policy};
