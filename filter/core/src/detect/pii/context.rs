@@ -15,7 +15,7 @@ use super::PiiPatternError;
 use std::collections::HashMap;
 
 /// Bytes before a match searched for context words.
-pub const WINDOW: usize = 40;
+pub const WINDOW: usize = 64;
 /// Bytes after a date of birth or passport number where a context word
 /// still counts ("am 15.03.1985 geboren").
 pub const AFTER: usize = 16;
@@ -64,6 +64,23 @@ pub fn words(kind: PiiType) -> &'static [&'static str] {
             "telefone",
             "contato",
             "ligar",
+            "durchwahl",
+            "rückruf",
+            "erreichen",
+            "erreichbar",
+            "joindre",
+            "rappeler",
+            "rappelée",
+            "rappelé",
+            "numéro",
+            "número",
+            "numero",
+            "contactar",
+            "contattare",
+            "chiamami",
+            "bereiken",
+            "bereikbaar",
+            "ligue",
         ],
         PiiType::CreditCard => &[
             "card",
@@ -241,20 +258,112 @@ pub const NEGATIVE: &[&str] = &[
 pub struct Context {
     /// Types (bits of [`PiiType`]) with a context word in the window.
     pub positive: u64,
-    /// A negative word is in the window.
+    /// A negative word is in the window and still qualifies the match: no
+    /// digit and no sentence end between them ("Order #123, the server
+    /// 10.0.0.1": the order word went with its own number).
     pub negative: bool,
+    /// Types with a context word after the last such negative word (for
+    /// these the negative word does not count: "invoice. Tax ID 123").
+    pub after_negative: u64,
+    /// Types with a context word in the same sentence as the match (no
+    /// sentence end between them).
+    pub same_sentence: u64,
 }
 
 impl Context {
     pub fn has(&self, kind: PiiType) -> bool {
         self.positive & kind.bit() != 0
     }
+
+    /// Whether a negative word counts against `kind`.
+    pub fn negative_for(&self, kind: PiiType) -> bool {
+        self.negative && self.after_negative & kind.bit() == 0
+    }
 }
 
-/// Every context word, bucketed by its first two bytes and tried at word
-/// starts only (a word must start at a boundary anyway). Cheaper than an
-/// automaton over the window: the many short words ("ip", "tel", "ach")
-/// would stop it inside every other word of prose.
+/// Collects the context words before one match, in text order.
+struct Acc<'a> {
+    text: &'a str,
+    start: usize,
+    ctx: Context,
+    /// End of the last negative word.
+    neg_end: Option<usize>,
+}
+
+impl<'a> Acc<'a> {
+    fn new(text: &'a str, start: usize) -> Self {
+        Acc {
+            text,
+            start,
+            ctx: Context::default(),
+            neg_end: None,
+        }
+    }
+
+    fn add(&mut self, end: usize, bits: u64, negative: bool) {
+        if negative {
+            self.neg_end = Some(self.neg_end.map_or(end, |e| e.max(end)));
+            self.ctx.after_negative = 0;
+        } else {
+            self.ctx.positive |= bits;
+            if !ends_sentence(self.text.as_bytes(), end, self.start) {
+                self.ctx.same_sentence |= bits;
+            }
+            if self.neg_end.is_some() {
+                self.ctx.after_negative |= bits;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Context {
+        if let Some(e) = self.neg_end {
+            self.ctx.negative = !closes_scope(self.text.as_bytes(), e, self.start);
+        }
+        self.ctx
+    }
+}
+
+/// Whether `b[from..to]` holds a digit or a sentence end (the end of a
+/// negative word's scope).
+fn closes_scope(b: &[u8], from: usize, to: usize) -> bool {
+    b.get(from..to)
+        .is_some_and(|g| g.iter().any(u8::is_ascii_digit))
+        || ends_sentence(b, from, to)
+}
+
+/// Whether `b[from..to]` holds a sentence end.
+fn ends_sentence(b: &[u8], from: usize, to: usize) -> bool {
+    sentence_end(b, from, to) < to
+}
+
+/// Where the sentence that goes on at `from` ends (at most `to`): a line
+/// break, or `.` `!` `?` `;` before a space, but not the dot of a short
+/// abbreviation ("no.", "Nr.", "Tel.", "n.").
+fn sentence_end(b: &[u8], from: usize, to: usize) -> usize {
+    let mut i = from;
+    while i < to {
+        let c = b.get(i).copied().unwrap_or(0);
+        let next = b.get(i + 1).copied().unwrap_or(b' ');
+        if c == b'\n' {
+            return i;
+        }
+        if matches!(c, b'.' | b'!' | b'?' | b';') && next.is_ascii_whitespace() {
+            let letters = b
+                .get(..i)
+                .unwrap_or(&[])
+                .iter()
+                .rev()
+                .take_while(|x| x.is_ascii_alphabetic())
+                .count();
+            if c != b'.' || !(1..=3).contains(&letters) {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    to
+}
+
 #[derive(Debug)]
 pub struct ContextMatcher {
     /// Per word: lower-case bytes, types, negative, whole-word.
@@ -371,23 +480,23 @@ impl ContextMatcher {
     pub fn before_words(&self, text: &str, word_starts: &[usize], start: usize) -> Context {
         let ws = start.saturating_sub(WINDOW);
         let first = word_starts.partition_point(|&i| i < ws);
-        let mut ctx = Context::default();
+        let mut acc = Acc::new(text, start);
         for &i in word_starts.get(first..).unwrap_or(&[]) {
             if i >= start {
                 break;
             }
-            self.at_word(text, i, start, |_, bits, negative| {
-                ctx.positive |= bits;
-                ctx.negative |= negative;
+            self.at_word(text, i, start, |end, bits, negative| {
+                acc.add(end, bits, negative)
             });
         }
-        ctx
+        acc.finish()
     }
 
     /// The context words starting within [`AFTER`] bytes after byte `end`
     /// (for the types only reported next to a word: a date of birth, a passport).
     pub fn after(&self, text: &str, end: usize) -> Context {
-        let to = (end + AFTER).min(text.len());
+        // Not past the end of the sentence ("... on 13/05/2023. My date of birth").
+        let to = sentence_end(text.as_bytes(), end, (end + AFTER).min(text.len()));
         let mut ctx = Context::default();
         Self::word_starts(text, end, to, |i| {
             self.at_word(text, i, text.len(), |_, bits, negative| {
@@ -402,14 +511,13 @@ impl ContextMatcher {
     /// that start and end within the [`WINDOW`] bytes before it.
     pub fn before(&self, text: &str, start: usize) -> Context {
         let ws = start.saturating_sub(WINDOW);
-        let mut ctx = Context::default();
+        let mut acc = Acc::new(text, start);
         Self::word_starts(text, ws, start, |i| {
-            self.at_word(text, i, start, |_, bits, negative| {
-                ctx.positive |= bits;
-                ctx.negative |= negative;
+            self.at_word(text, i, start, |end, bits, negative| {
+                acc.add(end, bits, negative)
             })
         });
-        ctx
+        acc.finish()
     }
 }
 
@@ -435,7 +543,7 @@ pub fn adjust(kind: PiiType, base: f32, ctx: &Context) -> f32 {
     if ctx.has(kind) {
         s += BOOST;
     }
-    if ctx.negative && !kind.is_secret() && kind != PiiType::Email {
+    if ctx.negative_for(kind) && !kind.is_secret() && kind != PiiType::Email {
         s -= PENALTY;
     }
     s.clamp(0.0, 1.0)

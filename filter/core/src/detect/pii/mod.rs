@@ -162,6 +162,21 @@ const NUMERIC: u64 = {
     m
 };
 
+/// The types an assignment (`key = value`) may report: every secret type
+/// (a prefixed token is reported as itself).
+const ASSIGNED: u64 = {
+    let mut m = 0u64;
+    let mut i = 0;
+    while i < PiiType::ALL.len() {
+        let t = PiiType::ALL[i];
+        if t.is_secret() {
+            m |= 1u64 << (t as u32);
+        }
+        i += 1;
+    }
+    m
+};
+
 /// One scan in progress.
 pub(crate) struct Scan<'a> {
     pub(crate) text: &'a str,
@@ -250,6 +265,9 @@ impl Scan<'_> {
             return;
         }
         let mut ctx = self.context(start);
+        // The word must be in the same sentence ("Date of birth: 1977-04-16.
+        // The order shipped on 24/09/2023" is no second birth date).
+        ctx.positive &= ctx.same_sentence;
         if !ctx.has(kind) {
             // "am 15.03.1985 geboren": these words may also follow closely.
             let after = self.pats.context.after(self.text, end);
@@ -290,7 +308,7 @@ impl Scan<'_> {
             }
             let resume = match c {
                 b'@' => self.email(i),
-                b':' | b'=' => self.assignment(i),
+                b':' | b'=' if self.pats.enabled & ASSIGNED != 0 => self.assignment(i),
                 b'-' if b.get(i..).is_some_and(|t| t.starts_with(b"-----BEGIN ")) => self.pem(i),
                 _ => None,
             };
@@ -315,9 +333,18 @@ impl Scan<'_> {
             }
         }
         if flags & DIGIT == 0 {
+            if secrets::maybe_noun(len, first, at(b, s + 1), at(b, s + 2)) {
+                if let Some(end) = self.secret_phrase(s, e) {
+                    return end;
+                }
+            }
             // Letters only: most words end here.
             let maybe = len == 16
-                || (len == 2 && next == b' ' && flags & LOWER == 0 && is_digit(at(b, e + 1)))
+                || (len == 2 && next == b' ' && is_digit(at(b, e + 1)))
+                || (len == 1
+                    && matches!(first | 0x20, b'x' | b'y' | b'z')
+                    && matches!(next, b'-' | b' ')
+                    && is_digit(at(b, e + 1)))
                 || (len <= 4
                     && matches!(next, b':' | b'-' | b'.')
                     && class(at(b, e + 1)) & HEX != 0

@@ -5,7 +5,7 @@
 //! are read once per starting word; every prefix of the groups is then tried
 //! as a card, SSN, NHS number, BSN, routing number, tax id and phone number.
 
-use super::context::boundary_before;
+use super::context::{boundary_after, boundary_before};
 use super::types::PiiType;
 use super::validators::{
     aba_digits, bsn_digits, card_issuer, de_tax_id_digits, es_dni_valid, es_nie_valid,
@@ -254,11 +254,42 @@ fn brazil(d: &[u8]) -> bool {
         && ((n == 10 && (2..=5).contains(&third)) || (n == 11 && third == 9))
 }
 
+/// Whether byte `s` follows groups of four letters or digits joined by
+/// single spaces, the first of them an IBAN's country code and check digits.
+fn in_grouped_iban(b: &[u8], s: usize) -> bool {
+    let mut p = s;
+    for _ in 0..8 {
+        if p < 5 || at(b, p - 1) != b' ' {
+            return false;
+        }
+        let g = p - 5;
+        if !(g..p - 1).all(|k| at(b, k).is_ascii_uppercase() || is_digit(at(b, k))) {
+            return false;
+        }
+        if g > 0 && is_alnum(at(b, g - 1)) {
+            return false;
+        }
+        let (c0, c1) = (at(b, g), at(b, g + 1));
+        if c0.is_ascii_uppercase()
+            && c1.is_ascii_uppercase()
+            && is_digit(at(b, g + 2))
+            && is_digit(at(b, g + 3))
+            && iban_length([c0, c1]).is_some()
+        {
+            return true;
+        }
+        p = g;
+    }
+    false
+}
+
 /// The phone score of the first `e + 1` groups with digits `d`.
 fn phone(g: &Groups, e: usize, d: &[u8]) -> Option<(f32, &'static str)> {
     let sizes = g.size.get(..=e)?;
     let seps = g.sep.get(..e)?;
-    if sizes.len() > 6 || d.len() < 7 {
+    // Seven groups: "+33 (0)4 70 96 73 37" (country code, trunk, five groups).
+    let max_groups = if g.plus { 7 } else { 6 };
+    if sizes.len() > max_groups || d.len() < 7 {
         return None;
     }
     let first = *sizes.first()?;
@@ -310,6 +341,10 @@ fn phone(g: &Groups, e: usize, d: &[u8]) -> Option<(f32, &'static str)> {
     if seps.iter().any(|&s| s & SL != 0 && s != SL) {
         return None;
     }
+    // 3-2-4 is the shape of a US SSN (valid or not), no national phone plan's.
+    if sizes == [3, 2, 4] {
+        return None;
+    }
     let compact = sizes.len() == 1;
     let us_shape = nanp(d) && (sizes == [3, 3, 4] || sizes == [1, 3, 3, 4]);
     if us_shape {
@@ -341,6 +376,19 @@ impl Scan<'_> {
             && matches!(at(b, start - 1), b' ' | b'-' | b'.' | b'/')
             && is_digit(at(b, start - 2))
         {
+            return;
+        }
+        // Nor after a trunk prefix in parentheses ("+31(0)91 ...", "+49 (0) 0336 ...").
+        let mut q = start;
+        if q >= 1 && at(b, q - 1) == b' ' {
+            q -= 1;
+        }
+        if q >= 2 && at(b, q - 1) == b')' && is_digit(at(b, q - 2)) {
+            return;
+        }
+        // Nor from the middle of a grouped IBAN ("NL52 HIII 8966 7016 45"
+        // that failed its check is no phone number either).
+        if in_grouped_iban(b, start) {
             return;
         }
         let Some(g) = read_groups(b, s) else {
@@ -565,11 +613,11 @@ impl Scan<'_> {
             return;
         }
         let b = self.b;
-        let (end, base) = if e - s == 9 && at(b, e - 1).is_ascii_uppercase() {
+        let (end, base) = if e - s == 9 && at(b, e - 1).is_ascii_alphabetic() {
             (e, 0.8)
         } else if e - s == 8
             && matches!(at(b, e), b'-' | b' ')
-            && at(b, e + 1).is_ascii_uppercase()
+            && at(b, e + 1).is_ascii_alphabetic()
             && !is_alnum(at(b, e + 2))
         {
             (e + 2, 0.75)
@@ -579,29 +627,51 @@ impl Scan<'_> {
         let Some(t) = self.text.get(s..end) else {
             return;
         };
-        if right_ok(self.text, end) && es_dni_valid(t) {
+        if !right_ok(self.text, end) {
+            return;
+        }
+        if es_dni_valid(t) {
             self.push_ctx(PiiType::EsDni, s, end, base, "pii.es-dni");
+        } else if at(b, end - 1).is_ascii_lowercase() && es_dni_valid(&t.to_ascii_uppercase()) {
+            // "dni 24281720e": a lower-case letter, next to its word only.
+            self.push_if_ctx(PiiType::EsDni, s, end, 0.5, "pii.es-dni");
         }
     }
 
-    /// A Spanish NIE: `X1234567L`, `X1234567-L`.
+    /// A Spanish NIE: `X1234567L`, `X1234567-L`, `X-1234567-L`.
     pub(crate) fn es_nie(&mut self, s: usize, e: usize) {
-        if !self.on(PiiType::EsNie) || !matches!(at(self.b, s), b'X' | b'Y' | b'Z') {
+        if !self.on(PiiType::EsNie)
+            || !matches!(at(self.b, s), b'X' | b'Y' | b'Z' | b'x' | b'y' | b'z')
+        {
             return;
         }
         let b = self.b;
+        let sep = |c: u8| c == b'-' || c == b' ';
         let end = if e - s == 9 {
             e
-        } else if e - s == 8 && at(b, e) == b'-' && !is_alnum(at(b, e + 2)) {
+        } else if e - s == 8 && sep(at(b, e)) && !is_alnum(at(b, e + 2)) {
             e + 2
+        } else if e - s == 1
+            && sep(at(b, e))
+            && (e + 1..e + 8).all(|k| is_digit(at(b, k)))
+            && at(b, e + 8) == at(b, e)
+            && !is_alnum(at(b, e + 10))
+        {
+            e + 10
         } else {
             return;
         };
         let Some(t) = self.text.get(s..end) else {
             return;
         };
-        if right_ok(self.text, end) && es_nie_valid(t) {
+        if !right_ok(self.text, end) {
+            return;
+        }
+        if es_nie_valid(t) {
             self.push_ctx(PiiType::EsNie, s, end, 0.85, "pii.es-nie");
+        } else if t.bytes().any(|c| c.is_ascii_lowercase()) && es_nie_valid(&t.to_ascii_uppercase())
+        {
+            self.push_if_ctx(PiiType::EsNie, s, end, 0.5, "pii.es-nie");
         }
     }
 
@@ -693,8 +763,14 @@ impl Scan<'_> {
         } else {
             return;
         };
-        if right_ok(self.text, end) && uk_nin_compact(&c) {
+        if !right_ok(self.text, end) {
+            return;
+        }
+        if uk_nin_compact(&c) {
             self.push_ctx(PiiType::UkNin, s, end, base, "pii.uk-nin");
+        } else if c.iter().any(u8::is_ascii_lowercase) && uk_nin_compact(&c.to_ascii_uppercase()) {
+            // "nino: yy 45 80 47 a": lower case, next to its word only.
+            self.push_if_ctx(PiiType::UkNin, s, end, 0.45, "pii.uk-nin");
         }
     }
 
@@ -704,8 +780,16 @@ impl Scan<'_> {
             return;
         }
         if let Some(t) = self.text.get(s..e) {
-            if right_ok(self.text, e) && it_fiscal_code_valid(t) {
+            if !right_ok(self.text, e) {
+                return;
+            }
+            if it_fiscal_code_valid(t) {
                 self.push_ctx(PiiType::ItFiscalCode, s, e, 0.9, "pii.it-fiscal-code");
+            } else if t.bytes().all(|c| !c.is_ascii_uppercase())
+                && it_fiscal_code_valid(&t.to_ascii_uppercase())
+            {
+                // Typed in lower case: the control character still holds.
+                self.push_ctx(PiiType::ItFiscalCode, s, e, 0.6, "pii.it-fiscal-code");
             }
         }
     }
@@ -719,7 +803,13 @@ impl Scan<'_> {
         let Some(w) = self.b.get(s..e) else {
             return;
         };
-        if passport_format(w) && right_ok(self.text, e) {
+        // A number typed in lower case ("passport n8212535") counts as well.
+        let ok = if flags & super::UPPER == 0 && flags & super::LOWER != 0 {
+            passport_format(&w.to_ascii_uppercase())
+        } else {
+            passport_format(w)
+        };
+        if ok && right_ok(self.text, e) {
             self.push_if_ctx(PiiType::Passport, s, e, 0.45, "pii.passport");
         }
     }
@@ -781,7 +871,11 @@ impl Scan<'_> {
         let tld = b.get(last.0..last.1)?;
         let tld_ok = (2..=24).contains(&tld.len()) && tld.iter().all(u8::is_ascii_alphabetic)
             || tld.starts_with(b"xn--");
-        if labels < 2 || !tld_ok || !right_ok(self.text, r) && at(b, r) != b'.' {
+        // The domain parser took every label, so only a word character may
+        // not follow (a comma, dash or colon after it ends the address:
+        // `a@b.com,Paris` in a CSV row).
+        let glued = is_alnum(at(b, r)) || matches!(at(b, r), b'@' | b'_');
+        if labels < 2 || !tld_ok || glued || !boundary_after(self.text, r) {
             return None;
         }
         self.push_ctx(PiiType::Email, q, r, 0.9, "pii.email");
@@ -911,7 +1005,8 @@ fn parse_ipv6(b: &[u8], s: usize) -> Option<(usize, bool)> {
 /// US (9 digits, a letter and 8 digits), UK (9 digits), DE
 /// ([CFGHJKLMNPRTVWXYZ0-9]{9}), FR (2 digits, 2 letters, 5 digits), ES (3
 /// letters, 6 digits), IT (2 letters, 7 digits), NL (2 letters, 6 letters
-/// or digits, a digit; no O), IN (a letter, 7 digits).
+/// or digits, a digit; no O), IN and AU (a letter, 7 digits), BR (2
+/// letters, 6 digits).
 pub fn passport_format(w: &[u8]) -> bool {
     let n = w.len();
     let up = |r: std::ops::Range<usize>| {
@@ -935,7 +1030,7 @@ pub fn passport_format(w: &[u8]) -> bool {
                         .is_some_and(|x| x.iter().all(|c| nl(c) || c.is_ascii_digit()))
                     && dig(8..9))
         }
-        8 => up(0..1) && dig(1..8),
+        8 => (up(0..1) && dig(1..8)) || (up(0..2) && dig(2..8)),
         _ => false,
     }
 }

@@ -363,6 +363,9 @@ impl Scan<'_> {
         {
             return None;
         }
+        if op == b':' && next == b'/' && at(b, p + 2) == b'/' {
+            return self.url_password(p + 3);
+        }
         if op == b':' && (next == b':' || next == b'/') {
             return None;
         }
@@ -519,10 +522,230 @@ impl Scan<'_> {
     }
 }
 
+/// Words that name a password or secret in prose ("the password is ...",
+/// "das Passwort lautet ...", "le mot de passe de la base est ..."), in
+/// en, de, fr, es, it, nl, pt (lower case; a word of the text must start
+/// with one and end where it ends).
+pub const SECRET_NOUNS: &[&str] = &[
+    "password",
+    "passwort",
+    "passwd",
+    "passphrase",
+    "kennwort",
+    "wachtwoord",
+    "contraseña",
+    "contrasena",
+    "senha",
+    "mot de passe",
+    "secret",
+    "secreto",
+    "segreto",
+    "segredo",
+    "geheimnis",
+    "geheim",
+    "token",
+    "jeton",
+];
+
+/// The verbs and prepositions that introduce the value after a noun ("is",
+/// "set ... to", "lautet", "est", "es", "è", "é").
+const INTRO: &[&str] = &[
+    "is", "was", "to", "as", "are", "ist", "lautet", "war", "auf", "est", "était", "es", "era",
+    "è", "é", "zijn", "wordt", "naar", "sera", "será", "sarà",
+];
+
+/// Whether a word of `len` bytes starting with these three may be a
+/// [`SECRET_NOUNS`] word (one table check per word of prose).
+#[inline]
+pub(crate) fn maybe_noun(len: usize, a: u8, b: u8, c: u8) -> bool {
+    (3..=10).contains(&len)
+        && matches!(
+            [a | 0x20, b | 0x20, c | 0x20],
+            [b'p', b'a', b's']
+                | [b'k', b'e', b'n']
+                | [b'w', b'a', b'c']
+                | [b'c', b'o', b'n']
+                | [b's', b'e', b'n' | b'c' | b'g']
+                | [b'm', b'o', b't']
+                | [b'g', b'e', b'h']
+                | [b't', b'o', b'k']
+                | [b'j', b'e', b't']
+        )
+}
+
+/// A value in prose after a secret noun: 8 to 64 bytes with a letter and
+/// two character classes, and a digit or symbol (or, letters only, at least
+/// three of each case: `QwErTyUiOp`); not an address, a URL or a placeholder.
+fn prose_value_ok(v: &[u8]) -> bool {
+    let n = v.len();
+    if !(MIN_PASSWORD..=64).contains(&n) || placeholder(v) || v.iter().any(|c| b"()[]".contains(c))
+    {
+        return false;
+    }
+    if !v.iter().any(u8::is_ascii_alphabetic) || char_classes(v) < 2 {
+        return false;
+    }
+    if v.windows(3).any(|w| w == b"://") {
+        return false;
+    }
+    if let Some(at_sign) = v.iter().position(|&c| c == b'@') {
+        if v.get(at_sign + 1..).is_some_and(|d| d.contains(&b'.')) {
+            return false;
+        }
+    }
+    let other = v.iter().any(|c| !c.is_ascii_alphabetic());
+    let upper = v.iter().filter(|c| c.is_ascii_uppercase()).count();
+    let lower = v.iter().filter(|c| c.is_ascii_lowercase()).count();
+    other || (upper >= 3 && lower >= 3)
+}
+
+impl Scan<'_> {
+    /// A secret noun at the word `s..`, then a value a few words on ("Set
+    /// the webhook secret to X", "La contraseña de la base de datos es X");
+    /// returns where the pass resumes.
+    pub(crate) fn secret_phrase(&mut self, s: usize, e: usize) -> Option<usize> {
+        // The ASCII head of every noun is 3 to 10 letters ("mot", "contrase").
+        if !(3..=10).contains(&(e - s)) || !self.on(PiiType::Secret) {
+            return None;
+        }
+        let b = self.b;
+        let head = b.get(s..e)?;
+        let noun = SECRET_NOUNS.iter().find(|w| {
+            let w = w.as_bytes();
+            w.get(..head.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(head))
+                && w.get(head.len()).is_none_or(|&c| c == b' ' || c >= 0x80)
+                && b.get(s..s + w.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(w))
+                && super::context::boundary_after(self.text, s + w.len())
+        })?;
+        let mut p = s + noun.len();
+        // Up to five filler words (letters only), then the verb.
+        for _ in 0..7 {
+            let ws = run(b, p, |c| c == b' ' || c == b'-');
+            if ws == p || ws - p > 2 {
+                return None;
+            }
+            let we = self.word_end(ws);
+            if we == ws {
+                return None;
+            }
+            let word = self.text.get(ws..we)?;
+            if INTRO.iter().any(|w| word.eq_ignore_ascii_case(w)) {
+                return self.prose_value(we);
+            }
+            if word.len() > 16 || !word.chars().all(char::is_alphabetic) {
+                return None;
+            }
+            p = we;
+        }
+        None
+    }
+
+    /// The end of the word (Unicode letters and digits) at `p`.
+    fn word_end(&self, p: usize) -> usize {
+        let Some(t) = self.text.get(p..) else {
+            return p;
+        };
+        p + t
+            .char_indices()
+            .find(|(_, c)| !c.is_alphanumeric())
+            .map_or(t.len(), |(i, _)| i)
+    }
+
+    /// The value after an introducing word ending at `p`.
+    fn prose_value(&mut self, p: usize) -> Option<usize> {
+        let b = self.b;
+        let mut v = p;
+        while matches!(at(b, v), b' ' | b':') && v - p < 3 {
+            v += 1;
+        }
+        if v == p {
+            return None;
+        }
+        let quote = at(b, v);
+        let quoted = matches!(quote, b'"' | b'\'' | b'`');
+        if quoted {
+            v += 1;
+        }
+        let mut e = v;
+        while e < b.len() && e - v <= 64 && !at(b, e).is_ascii_whitespace() && at(b, e) != 0 {
+            if quoted && at(b, e) == quote {
+                break;
+            }
+            e += 1;
+        }
+        // Sentence punctuation and closing quotes are not part of it.
+        while e > v
+            && matches!(
+                at(b, e - 1),
+                b'.' | b',' | b';' | b':' | b')' | b'"' | b'\''
+            )
+        {
+            e -= 1;
+        }
+        if !self.text.is_char_boundary(v) || !self.text.is_char_boundary(e) {
+            return None;
+        }
+        if let Some(end) = self.secret_prefix(v) {
+            return Some(end);
+        }
+        // "my AWS secret access key is wJalr...": the AWS key is reported as itself.
+        if e - v == 40 {
+            if let Some(end) = self.aws_secret_standalone(v) {
+                return Some(end);
+            }
+        }
+        let value = b.get(v..e)?;
+        if !prose_value_ok(value) {
+            return None;
+        }
+        Some(self.emit(PiiType::Secret, v, e, 0.75, "secret.phrase"))
+    }
+
+    /// The password of `scheme://user:password@host` (`p`: after `://`).
+    fn url_password(&mut self, p: usize) -> Option<usize> {
+        if !self.on(PiiType::Secret) {
+            return None;
+        }
+        let b = self.b;
+        let user_end = run(b, p, |c| {
+            is_alnum(c) || matches!(c, b'.' | b'_' | b'-' | b'%')
+        });
+        if user_end == p || at(b, user_end) != b':' {
+            return None;
+        }
+        let v = user_end + 1;
+        let e = run(b, v, |c| {
+            c > b' ' && c < 0x80 && !matches!(c, b'@' | b'/' | b'"' | b'\'')
+        });
+        if at(b, e) != b'@' || !is_alnum(at(b, e + 1)) {
+            return None;
+        }
+        let value = b.get(v..e)?;
+        let word = |w: &[u8]| value.eq_ignore_ascii_case(w);
+        if value.len() < 6
+            || placeholder(value)
+            || word(b"password")
+            || word(b"passwd")
+            || word(b"secret")
+            || char_classes(value) < 2
+        {
+            return Some(e + 1);
+        }
+        self.emit(PiiType::Secret, v, e, 0.8, "secret.url-password");
+        // Past the `@`: the host is no e-mail domain.
+        Some(e + 1)
+    }
+}
+
 /// Values that stand for a secret rather than being one.
 fn placeholder(v: &[u8]) -> bool {
     let has = |w: &[u8]| v.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
-    matches!(v.first(), Some(b'$' | b'{' | b'<' | b'%' | b'['))
+    // `%DB_PASS%` and `%(password)s`, but not a value that merely starts with `%`.
+    let percent = v.first() == Some(&b'%') && (v.last() == Some(&b'%') || v.get(1) == Some(&b'('));
+    percent
+        || matches!(v.first(), Some(b'$' | b'{' | b'<' | b'['))
         || [
             &b"xxx"[..],
             b"***",

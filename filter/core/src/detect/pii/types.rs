@@ -120,7 +120,7 @@ impl PiiType {
     }
 
     /// Credentials rather than personal data.
-    pub fn is_secret(self) -> bool {
+    pub const fn is_secret(self) -> bool {
         matches!(
             self,
             PiiType::AwsAccessKey
@@ -139,7 +139,7 @@ impl PiiType {
     }
 
     /// Found by a model (NER), never by these patterns.
-    pub fn is_ner(self) -> bool {
+    pub const fn is_ner(self) -> bool {
         matches!(
             self,
             PiiType::Person | PiiType::Location | PiiType::Organization
