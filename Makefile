@@ -128,6 +128,11 @@ model-check:
 eval: cli
 	target/release/tollgate eval --task injection target/model-data/test.jsonl
 
+# PII: per-type precision and recall on the held-out split and the hard negatives.
+eval-pii: cli pii-data
+	target/release/tollgate eval --task pii target/pii-data/test.jsonl
+	target/release/tollgate eval --task pii target/pii-data/hardneg.jsonl
+
 schema:
 	$(CARGO) run -q -p tollgate-cli -- config schema > istio/tollgate-config.schema.json
 
@@ -143,7 +148,7 @@ $(PII_VENV)/.installed: models/pii/requirements.txt
 	$(PII_VENV)/bin/pip install -q --disable-pip-version-check -r models/pii/requirements.txt
 	@touch $@
 
-.PHONY: pii-data model-ner model-ner-check
+.PHONY: pii-data model-ner model-ner-check eval-pii
 pii-data: $(PII_VENV)/.installed
 	$(PII_VENV)/bin/python models/pii/build_data.py target/pii-data
 
