@@ -940,6 +940,14 @@ fn pii_responses(ctx: &Ctx) -> Result<()> {
         &[&reply])?;
     check_eq!(r.status, 502);
     check_eq!(r.json()["type"], "error");
+    let prom = ctx.envoy.prometheus()?;
+    check!(
+        prom_value(
+            &prom,
+            "tollgate_responses_blocked{reason=\"aws_access_key\"}"
+        ) >= 1.0,
+        "no responses_blocked metric"
+    );
     check!(!r.text().contains("AKIA"), "leaked: {}", r.text());
     Ok(())
 }

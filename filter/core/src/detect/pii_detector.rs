@@ -145,7 +145,12 @@ impl PiiDetector {
         out.push(Finding {
             kind: m.kind.as_str(),
             family: Family::Pii,
-            rule_id: format!("{}.{}", self.id, m.rule),
+            // Rule names of the patterns start with `pii.`; the detector's id replaces it.
+            rule_id: format!(
+                "{}.{}",
+                self.id,
+                m.rule.strip_prefix("pii.").unwrap_or(m.rule)
+            ),
             start: m.start,
             end: m.end,
             score: m.score,
