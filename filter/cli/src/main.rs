@@ -155,17 +155,37 @@ fn normalize() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The non-blank lines of a JSONL file, parsed, with their line numbers
+/// (1-based); a read or parse error is printed as `FILE[:LINE]: reason`.
+fn read_jsonl(file: &str) -> Result<Vec<(usize, Value)>, ExitCode> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("{file}: {e}");
+        ExitCode::from(1)
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(v) => out.push((i + 1, v)),
+            Err(e) => {
+                eprintln!("{file}:{}: {e}", i + 1);
+                return Err(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Score a labelled file with the built-in injection detector and print
 /// AUC, F1 and TPR at fixed FPR for rules only, model only and combined.
 fn eval_injection(file: &str, as_json: bool) -> ExitCode {
     use tollgate_core::detect::ScanText;
     use tollgate_core::eval::metrics;
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{file}: {e}");
-            return ExitCode::from(1);
-        }
+    let lines = match read_jsonl(file) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     let tiny = tollgate_core::detect::tiny::builtin()
         .map_err(|e| format!("built-in second-stage model: {e}"));
@@ -184,28 +204,18 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut ran = 0usize;
     let mut errors = 0usize;
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("{file}:{}: {e}", n + 1);
-                return ExitCode::from(1);
-            }
-        };
+    for (n, v) in lines {
         let label = match &v["label"] {
             Value::Number(x) if x.as_u64() == Some(1) => true,
             Value::Number(x) if x.as_u64() == Some(0) => false,
             Value::Bool(b) => *b,
             other => {
-                eprintln!("{file}:{}: label must be 0 or 1, got {other}", n + 1);
+                eprintln!("{file}:{n}: label must be 0 or 1, got {other}");
                 return ExitCode::from(1);
             }
         };
         let Some(t) = v["text"].as_str() else {
-            eprintln!("{file}:{}: text must be a string", n + 1);
+            eprintln!("{file}:{n}: text must be a string");
             return ExitCode::from(1);
         };
         let channel = match v["channel"].as_str() {
@@ -316,12 +326,9 @@ fn pii_eval_policy() -> Result<Policy, String> {
 /// Score a file of texts with gold spans: per-type precision, recall and F1.
 fn eval_pii(file: &str, as_json: bool) -> ExitCode {
     use tollgate_core::eval::{PiiReport, Span};
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("{file}: {e}");
-            return ExitCode::from(1);
-        }
+    let lines = match read_jsonl(file) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     let policy = match pii_eval_policy() {
         Ok(p) => p,
@@ -331,19 +338,9 @@ fn eval_pii(file: &str, as_json: bool) -> ExitCode {
         }
     };
     let mut report = PiiReport::default();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("{file}:{}: {e}", n + 1);
-                return ExitCode::from(1);
-            }
-        };
+    for (n, v) in lines {
         let Some(t) = v["text"].as_str() else {
-            eprintln!("{file}:{}: text must be a string", n + 1);
+            eprintln!("{file}:{n}: text must be a string");
             return ExitCode::from(1);
         };
         let mut gold = Vec::new();
@@ -351,15 +348,12 @@ fn eval_pii(file: &str, as_json: bool) -> ExitCode {
             let (Some(start), Some(end), Some(kind)) =
                 (s["start"].as_u64(), s["end"].as_u64(), s["type"].as_str())
             else {
-                eprintln!("{file}:{}: a span needs start, end and type", n + 1);
+                eprintln!("{file}:{n}: a span needs start, end and type");
                 return ExitCode::from(1);
             };
             let (start, end) = (start as usize, end as usize);
             if start >= end || t.get(start..end).is_none() {
-                eprintln!(
-                    "{file}:{}: span {start}..{end} is not a UTF-8 range of the text",
-                    n + 1
-                );
+                eprintln!("{file}:{n}: span {start}..{end} is not a UTF-8 range of the text");
                 return ExitCode::from(1);
             }
             gold.push(Span {

@@ -65,6 +65,16 @@ pub struct BodyScan {
     pub pseudonyms: Pseudonyms,
 }
 
+impl BodyScan {
+    /// The type of the first blocking finding (the refusal's reason), or `POLICY`.
+    pub fn block_kind(&self) -> &'static str {
+        self.findings
+            .iter()
+            .find(|f| f.finding.action == Action::Block)
+            .map_or("POLICY", |f| f.finding.kind)
+    }
+}
+
 /// A detector whose check was partial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Degraded {

@@ -113,14 +113,11 @@ impl RequestFlow {
                 return Next::Continue;
             }
         }
-        if let Some(len) = host
-            .request_header("content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        if content_length(host.request_header("content-length"))
+            .is_some_and(|len| len > self.policy.max_body_bytes as u64)
         {
-            if len > self.policy.max_body_bytes as u64 {
-                self.refuse_too_large(host);
-                return Next::Pause;
-            }
+            self.refuse_too_large(host);
+            return Next::Pause;
         }
         self.state = State::Buffering;
         Next::Pause
@@ -186,14 +183,11 @@ impl RequestFlow {
             host.count(Metric::ResponsesUnscanned("encoded"), 1);
             return Next::Continue;
         }
-        if let Some(len) = host
-            .response_header("content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        if content_length(host.response_header("content-length"))
+            .is_some_and(|len| len > self.policy.max_body_bytes as u64)
         {
-            if len > self.policy.max_body_bytes as u64 {
-                host.count(Metric::ResponsesUnscanned("too_large"), 1);
-                return Next::Continue;
-            }
+            host.count(Metric::ResponsesUnscanned("too_large"), 1);
+            return Next::Continue;
         }
         self.response = ResponseState::Buffering;
         Next::Pause
@@ -251,12 +245,7 @@ impl RequestFlow {
             host.count(Metric::ResponsesScanned, 1);
             match scan.action {
                 Action::Block => {
-                    let kind = scan
-                        .findings
-                        .iter()
-                        .find(|f| f.finding.action == Action::Block)
-                        .map_or("POLICY", |f| f.finding.kind);
-                    self.replace_response_with_refusal(host, kind);
+                    self.replace_response_with_refusal(host, scan.block_kind());
                     return Next::Continue;
                 }
                 Action::Redact => out = scan.rewritten,
@@ -355,11 +344,7 @@ impl RequestFlow {
         let header = findings_header(scan.findings.iter().map(|f| &f.finding));
         match scan.action {
             Action::Block => {
-                let kind = scan
-                    .findings
-                    .iter()
-                    .find(|f| f.finding.action == Action::Block)
-                    .map_or("POLICY", |f| f.finding.kind);
+                let kind = scan.block_kind();
                 let message = if self.policy.expose_findings {
                     format!("request blocked by policy ({header})")
                 } else {
@@ -427,6 +412,11 @@ impl RequestFlow {
         host.send_reply(&reply);
         self.state = State::Replied;
     }
+}
+
+/// A `content-length` header's value, when it is a number.
+fn content_length(value: Option<String>) -> Option<u64> {
+    value.and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 /// `application/json`, `application/*+json`, `text/json`, any parameters.

@@ -70,41 +70,18 @@ fn starts(b: &[u8], p: usize, lit: &[u8]) -> bool {
     b.get(p..).is_some_and(|t| t.starts_with(lit))
 }
 
-/// Decodes base64url (no padding) into at most `max` bytes.
-fn b64url_decode(s: &[u8], max: usize) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return None,
-        })
-    };
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in s {
-        if c == b'=' {
-            break;
-        }
-        acc = (acc << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((acc >> bits) & 0xff).ok()?);
-            if out.len() > max {
-                return None;
-            }
-        }
-    }
-    Some(out)
-}
+/// Longest JWT header looked at (decodes to at most 1,024 bytes).
+const JWT_HEADER_MAX_CHARS: usize = 1366;
 
 /// Whether a JWT header (base64url) decodes to a JSON object with `alg`.
 pub fn jwt_header_ok(header: &[u8]) -> bool {
-    b64url_decode(header, 1024)
+    // At most 1,366 characters: 1,024 decoded bytes.
+    if header.len() > JWT_HEADER_MAX_CHARS {
+        return false;
+    }
+    std::str::from_utf8(header)
+        .ok()
+        .and_then(crate::detect::views::base64_decode)
         .and_then(|h| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&h).ok())
         .is_some_and(|m| m.contains_key("alg"))
 }
