@@ -23,6 +23,18 @@ pub enum Metric {
     ResponsesBlocked(&'static str),
     /// Responses that could not be scanned (too large, compressed, not JSON).
     ResponsesUnscanned(&'static str),
+    /// Streamed responses scanned (also counted in `ResponsesScanned`).
+    StreamsScanned,
+    /// Findings flagged in streamed responses.
+    StreamsFlagged,
+    /// Bytes a stream still held when it ended with trailers (which cannot
+    /// carry body bytes): dropped, not sent unchecked.
+    StreamBytesDropped,
+    /// Token usage of streamed responses: reported by the upstream or estimated.
+    TokensInput,
+    TokensOutput,
+    /// Streams whose output tokens were estimated (no usage arrived).
+    TokensEstimated,
 }
 
 impl Metric {
@@ -49,6 +61,12 @@ impl Metric {
                 reason.to_ascii_lowercase()
             ),
             Metric::ResponsesUnscanned(why) => format!("tollgate.responses_unscanned.reason.{why}"),
+            Metric::StreamsScanned => "tollgate.streams_scanned".into(),
+            Metric::StreamsFlagged => "tollgate.streams_flagged".into(),
+            Metric::StreamBytesDropped => "tollgate.stream_bytes_dropped".into(),
+            Metric::TokensInput => "tollgate.tokens_input".into(),
+            Metric::TokensOutput => "tollgate.tokens_output".into(),
+            Metric::TokensEstimated => "tollgate.tokens_estimated".into(),
         }
     }
 

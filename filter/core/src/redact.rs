@@ -125,39 +125,51 @@ impl Pseudonyms {
 
     /// `text` with every known placeholder replaced by its value; `None` when it has none.
     pub fn restore(&self, text: &str) -> Option<String> {
-        if self.entries.is_empty() || !text.contains('<') {
+        let found = self.placeholders(text);
+        if found.is_empty() {
             return None;
         }
         let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        let mut changed = false;
-        while let Some(open) = rest.find('<') {
-            let (before, from) = rest.split_at(open);
-            out.push_str(before);
-            let close = from
-                .get(1..)
-                .and_then(|s| s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-                .map(|i| i + 1);
-            let hit = close.and_then(|c| {
-                (from.as_bytes().get(c) == Some(&b'>'))
-                    .then(|| from.get(..=c))
-                    .flatten()
-                    .and_then(|p| self.entries.iter().find(|(_, ph, _)| ph == p))
-            });
+        let mut pos = 0;
+        for (start, end, value) in found {
+            out.push_str(text.get(pos..start).unwrap_or_default());
+            out.push_str(value);
+            pos = end;
+        }
+        out.push_str(text.get(pos..).unwrap_or_default());
+        Some(out)
+    }
+
+    /// Every known placeholder in `text`: (start, end, the value it stands for),
+    /// in order, not overlapping.
+    pub fn placeholders(&self, text: &str) -> Vec<(usize, usize, &str)> {
+        let mut found = Vec::new();
+        if self.entries.is_empty() || !text.contains('<') {
+            return found;
+        }
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(open) = text.get(i..).and_then(|r| r.find('<')).map(|o| o + i) {
+            let close = bytes
+                .get(open + 1..)
+                .and_then(|r| {
+                    r.iter()
+                        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                })
+                .map(|c| open + 1 + c);
+            let hit = close
+                .filter(|c| bytes.get(*c) == Some(&b'>'))
+                .and_then(|c| text.get(open..=c))
+                .and_then(|p| self.entries.iter().find(|(_, ph, _)| ph == p));
             match hit {
                 Some((_, p, v)) => {
-                    out.push_str(v);
-                    rest = from.get(p.len()..).unwrap_or_default();
-                    changed = true;
+                    found.push((open, open + p.len(), v.as_str()));
+                    i = open + p.len();
                 }
-                None => {
-                    out.push('<');
-                    rest = from.get(1..).unwrap_or_default();
-                }
+                None => i = open + 1,
             }
         }
-        out.push_str(rest);
-        changed.then_some(out)
+        found
     }
 }
 
@@ -189,6 +201,13 @@ pub fn redact(text: &str, findings: &[Finding], pseudonyms: &mut Pseudonyms) -> 
         pos = f.end;
     }
     out.push_str(text.get(pos..).unwrap_or_default());
+    out
+}
+
+/// What a redacted `value` found by `f` becomes.
+pub fn replacement(f: &Finding, value: &str, pseudonyms: &mut Pseudonyms) -> String {
+    let mut out = String::new();
+    push_replacement(&mut out, f, value, pseudonyms);
     out
 }
 

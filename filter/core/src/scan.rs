@@ -63,6 +63,29 @@ pub struct BodyScan {
     pub degraded: Vec<Degraded>,
     /// The placeholders this request's rewrite handed out, for the response.
     pub pseudonyms: Pseudonyms,
+    /// A request asks for a streamed answer (`"stream": true`), and whether
+    /// it asks for usage in the stream (`stream_options.include_usage`).
+    pub stream: Option<StreamRequest>,
+}
+
+/// What a request says about streaming.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRequest {
+    /// `stream_options` is present (an object or not).
+    pub has_stream_options: bool,
+    /// `stream_options.include_usage` is `true`.
+    pub include_usage: bool,
+}
+
+fn stream_request(dir: Direction, value: &Value) -> Option<StreamRequest> {
+    if dir != Direction::Request || value.get("stream") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let options = value.get("stream_options");
+    Some(StreamRequest {
+        has_stream_options: options.is_some_and(|o| !o.is_null()),
+        include_usage: options.and_then(|o| o.get("include_usage")) == Some(&Value::Bool(true)),
+    })
 }
 
 impl BodyScan {
@@ -138,6 +161,7 @@ fn scan_parsed(
 ) -> BodyScan {
     let scan_unknown = policy.unknown_json == UnknownJson::ScanStrings;
     let segments = api::extract(api, dir, &value, scan_unknown);
+    let stream = stream_request(dir, &value);
     let mut findings = Vec::new();
     let mut text_bytes = 0;
     let mut spent = vec![0u64; policy.detectors.len()];
@@ -223,6 +247,7 @@ fn scan_parsed(
         text_bytes,
         degraded,
         pseudonyms,
+        stream,
     }
 }
 

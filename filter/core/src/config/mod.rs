@@ -74,6 +74,35 @@ pub struct Policy {
     pub routes: Vec<Route>,
     pub detectors: Vec<Box<dyn Detector>>,
     pub expose_findings: bool,
+    pub responses: Responses,
+}
+
+/// Compiled [`ResponsesConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Responses {
+    pub identity_encoding: bool,
+    pub hold_back_bytes: usize,
+    pub max_hold_bytes: usize,
+    pub max_tool_args_bytes: usize,
+    pub stream_usage: bool,
+}
+
+impl Default for Responses {
+    fn default() -> Self {
+        Responses::from(&ResponsesConfig::default())
+    }
+}
+
+impl From<&ResponsesConfig> for Responses {
+    fn from(c: &ResponsesConfig) -> Self {
+        Responses {
+            identity_encoding: c.identity_encoding,
+            hold_back_bytes: c.hold_back_bytes as usize,
+            max_hold_bytes: c.max_hold_bytes as usize,
+            max_tool_args_bytes: c.max_tool_args_bytes as usize,
+            stream_usage: c.stream_usage,
+        }
+    }
 }
 
 impl fmt::Debug for Policy {
@@ -83,6 +112,7 @@ impl fmt::Debug for Policy {
             .field("malformed_json", &self.malformed_json)
             .field("unknown_json", &self.unknown_json)
             .field("routes", &self.routes)
+            .field("responses", &self.responses)
             .field(
                 "detectors",
                 &self.detectors.iter().map(|d| d.name()).collect::<Vec<_>>(),
@@ -124,6 +154,34 @@ impl Policy {
 }
 
 impl PluginConfig {
+    fn compile_responses(&self) -> Result<Responses, ConfigError> {
+        let r = &self.responses;
+        if r.max_hold_bytes == 0 || r.max_hold_bytes > 1 << 20 {
+            return Err(ConfigError::at(
+                "responses.maxHoldBytes",
+                "must be between 1 and 1048576",
+            ));
+        }
+        if r.hold_back_bytes > r.max_hold_bytes {
+            return Err(ConfigError::at(
+                "responses.holdBackBytes",
+                "must not exceed responses.maxHoldBytes",
+            ));
+        }
+        if r.max_tool_args_bytes == 0 {
+            return Err(ConfigError::at(
+                "responses.maxToolArgsBytes",
+                "must be at least 1",
+            ));
+        }
+        let mut out = Responses::from(r);
+        // Never more than a whole body.
+        out.max_tool_args_bytes = out
+            .max_tool_args_bytes
+            .min(usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX));
+        Ok(out)
+    }
+
     /// Parse, naming the field of any error.
     pub fn from_json(bytes: &[u8]) -> Result<PluginConfig, ConfigError> {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -240,6 +298,7 @@ impl PluginConfig {
             routes,
             detectors,
             expose_findings: self.expose_findings,
+            responses: self.compile_responses()?,
         })
     }
 }

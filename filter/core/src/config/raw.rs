@@ -31,6 +31,60 @@ pub struct PluginConfig {
     /// telling a caller which rule fired helps an attacker iterate.
     #[serde(default)]
     pub expose_findings: bool,
+    /// How responses are handled: compression, and the streamed (SSE) scanner.
+    #[serde(default)]
+    pub responses: ResponsesConfig,
+}
+
+/// Response handling.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponsesConfig {
+    /// Ask the upstream for an uncompressed response (`accept-encoding:
+    /// identity`) whenever the filter may need to read it. A response that
+    /// comes compressed anyway is passed on unscanned and counted
+    /// (`responses_unscanned{reason="encoded"}`).
+    #[serde(default = "yes")]
+    pub identity_encoding: bool,
+    /// Text always held back at the end of each streamed text, in bytes, on
+    /// top of what the filter holds because a pattern may still be completing
+    /// there (a word, a group of digits, a placeholder, a PEM block).
+    #[serde(default)]
+    pub hold_back_bytes: u32,
+    /// The most text held back for one streamed text; past it the oldest
+    /// part is released even if a match might still be completing.
+    #[serde(default = "default_max_hold_bytes")]
+    pub max_hold_bytes: u32,
+    /// Tool-call arguments are held until the call is complete and checked;
+    /// a call with longer arguments ends the stream with an error.
+    #[serde(default = "default_max_tool_args_bytes")]
+    pub max_tool_args_bytes: u32,
+    /// For OpenAI streams: add `stream_options.include_usage` when the client
+    /// did not ask, so the filter learns the token usage, and remove the extra
+    /// usage chunk (and the `"usage":null` fields) before the client sees them.
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
+}
+
+impl Default for ResponsesConfig {
+    fn default() -> Self {
+        ResponsesConfig {
+            identity_encoding: true,
+            hold_back_bytes: 0,
+            max_hold_bytes: default_max_hold_bytes(),
+            max_tool_args_bytes: default_max_tool_args_bytes(),
+            stream_usage: true,
+        }
+    }
+}
+
+fn default_max_hold_bytes() -> u32 {
+    2048
+}
+
+fn default_max_tool_args_bytes() -> u32 {
+    64 * 1024
 }
 
 fn default_max_body_bytes() -> u64 {

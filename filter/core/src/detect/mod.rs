@@ -148,6 +148,12 @@ pub trait Detector: Send + Sync {
     fn applies_to(&self, channel: Channel) -> bool;
     /// Scan `text` and push findings whose spans index into `text.original`.
     fn scan(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>);
+    /// [`Detector::scan`] for a streamed response's text, run again on each
+    /// hold-back window as it grows: detectors too slow for that (a model)
+    /// skip their costly part here.
+    fn scan_stream(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>) {
+        self.scan(text, channel, out);
+    }
     /// Whether this detector scans request or response bodies (default: requests only).
     fn applies_to_direction(&self, dir: crate::api::Direction) -> bool {
         dir == crate::api::Direction::Request

@@ -251,6 +251,17 @@ impl Detector for PiiDetector {
     fn on_error(&self) -> OnTimeout {
         self.on_error
     }
+
+    /// Patterns only: the NER model costs milliseconds per call, and a
+    /// stream's window is scanned again on every delta.
+    fn scan_stream(&self, text: &ScanText<'_>, _channel: Channel, out: &mut Vec<Finding>) {
+        let mut found = Vec::new();
+        self.patterns
+            .scan(text.original, self.min_score, &mut found);
+        for m in &found {
+            self.push(m, "pattern", out);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -115,6 +115,10 @@ pub enum Piece {
     Text { key: StreamKey, text: String },
     /// New tool or function call arguments for `key` (a fragment of JSON).
     ToolArgs { key: StreamKey, text: String },
+    /// The event is part of tool call `key` (it opens the call, or names it)
+    /// but carries no argument text: a filter that holds tool calls until
+    /// they are checked holds this event too.
+    ToolStart { key: StreamKey },
     /// New reasoning or thinking text for `key`. Anthropic thinking is signed:
     /// changing it makes the block invalid when it is sent back.
     Reasoning { key: StreamKey, text: String },
@@ -197,6 +201,8 @@ pub fn classify(api: StreamApi, ev: &SseEvent) -> Vec<Piece> {
     for loc in scan.locs {
         if !loc.text.is_empty() {
             out.push(loc.piece());
+        } else if loc.kind == Kind::ToolArgs {
+            out.push(Piece::ToolStart { key: loc.key });
         }
     }
     out.extend(scan.tail);
@@ -461,10 +467,12 @@ fn scan_choices<'a>(s: &mut Scan<'a>, obj: &'a Map<String, Value>, legacy: bool)
                         ("tool_calls", Value::Array(calls)) => {
                             for (tpos, call) in calls.iter().enumerate() {
                                 let args = call.get("function").and_then(|f| f.get("arguments"));
+                                let index = num(call, "index").unwrap_or(tpos as u64);
                                 let Some(Value::String(t)) = args else {
+                                    let key = StreamKey::ToolCall { choice, index };
+                                    s.tail.push(Piece::ToolStart { key });
                                     continue;
                                 };
-                                let index = num(call, "index").unwrap_or(tpos as u64);
                                 let mut p = join(&base, &["tool_calls"]);
                                 p.push(Step::Index(tpos));
                                 let p = join(&p, &["function", "arguments"]);
@@ -722,6 +730,9 @@ fn content_block(s: &mut Scan<'_>, block: &Value, base: Path, key: StreamKey) {
     match block.get("type").and_then(Value::as_str) {
         Some("text") => s.add(Kind::Text, key, join(&base, &["text"])),
         Some("thinking") => s.add(Kind::Reasoning, key, join(&base, &["thinking"])),
+        Some("tool_use" | "server_tool_use" | "mcp_tool_use") => {
+            s.tail.push(Piece::ToolStart { key });
+        }
         _ => {}
     }
 }
@@ -852,6 +863,116 @@ fn rewrite(ev: &SseEvent, value: &Value, edits: &[Edit]) -> Option<Vec<u8>> {
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The event with its `data` replaced by `data` (every other line and line
+/// end kept, as [`rebuild`] writes it).
+pub fn with_data(ev: &SseEvent, data: &str) -> Vec<u8> {
+    write_event(&ev.raw, data)
+}
+
+/// `json` (an object) without its top-level member `name` and the comma that
+/// joined it; everything else byte for byte. `None` when there is no such
+/// member or `json` is not an object.
+pub fn remove_member(json: &str, name: &str) -> Option<String> {
+    let b = json.as_bytes();
+    let open = b.iter().position(|c| !c.is_ascii_whitespace())?;
+    if b.get(open) != Some(&b'{') {
+        return None;
+    }
+    // Walk the top-level members: (start of key, end of value) pairs.
+    let mut members: Vec<(usize, usize, bool)> = Vec::new();
+    let mut i = open + 1;
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i)? {
+            b'}' => break,
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_start = i;
+        let key_end = skip_string(b, i)?;
+        let key: String = serde_json::from_slice(b.get(key_start..key_end)?).ok()?;
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let value_end = skip_value(b, skip_ws(b, i + 1))?;
+        members.push((key_start, value_end, key == name));
+        i = value_end;
+    }
+    let pos = members.iter().position(|m| m.2)?;
+    let (start, end, _) = *members.get(pos)?;
+    // Remove `"name": value` with the comma after it, or, for the last
+    // member, the comma before it.
+    let (cut_start, cut_end) = if let Some(next) = members.get(pos + 1) {
+        (start, next.0)
+    } else if pos > 0 {
+        let prev_end = members.get(pos - 1)?.1;
+        (prev_end, end)
+    } else {
+        (start, end)
+    };
+    let mut out = String::with_capacity(json.len());
+    out.push_str(json.get(..cut_start)?);
+    out.push_str(json.get(cut_end..)?);
+    Some(out)
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// The index after the JSON string starting at `i`.
+fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match b.get(i)? {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+}
+
+/// The index after the JSON value starting at `i` (nesting bounded by the
+/// parser that accepted the event).
+fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match b.get(i)? {
+            b'"' => i = skip_string(b, i)?,
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                if depth == 0 {
+                    return Some(i);
+                }
+                depth -= 1;
+                i += 1;
+            }
+            b',' if depth == 0 => return Some(i),
+            _ => i += 1,
+        }
+        if depth == 0 && matches!(b.get(i), Some(b',' | b'}' | b']')) {
+            return Some(i);
+        }
+        if depth == 0 && b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            let j = skip_ws(b, i);
+            if matches!(b.get(j), Some(b',' | b'}')) {
+                return Some(i);
+            }
+        }
+    }
+}
 
 /// `raw` with its `data` lines carrying `data` instead: every other line
 /// (`event:`, `id:`, comments, the blank line) and every line end is kept.
@@ -1111,7 +1232,7 @@ pub(crate) mod tests {
             vec![text(c0, "Café ")],
             vec![text(c0, "日本 😀")],
             vec![text(c0, " ok é")],
-            vec![],
+            vec![Piece::ToolStart { key: t0 }],
             vec![Piece::ToolArgs {
                 key: t0,
                 text: "{\"city\":".into(),
@@ -1160,7 +1281,7 @@ pub(crate) mod tests {
             vec![snap(p, full), Piece::BlockEnd { key: p }],
             vec![snap(p, full), Piece::BlockEnd { key: p }],
             vec![snap(p, full), Piece::BlockEnd { key: item0 }],
-            vec![],
+            vec![Piece::ToolStart { key: item1 }],
             vec![Piece::ToolArgs {
                 key: item1,
                 text: args.into(),
@@ -1199,8 +1320,8 @@ pub(crate) mod tests {
             vec![text(b0, "Hola, señor ")],
             vec![text(b0, "日本 🚀")],
             vec![Piece::BlockEnd { key: b0 }],
-            vec![],
-            vec![],
+            vec![Piece::ToolStart { key: b1 }],
+            vec![Piece::ToolStart { key: b1 }],
             vec![Piece::ToolArgs {
                 key: b1,
                 text: "{\"city\": \"Málaga\"}".into(),

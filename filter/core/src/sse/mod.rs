@@ -28,13 +28,21 @@
 //! alone is forwarded as `raw`; a changed one as [`rebuild`]/[`rebuild_with`]
 //! return it.
 //!
-//! Not here: the hold-back window per [`StreamKey`], redaction, and the
-//! wiring into the response flow.
+//! [`StreamScanner`] puts it together for one response: a hold-back window
+//! per [`StreamKey`] ([`hold_from`]), the response detectors run on each
+//! text as it grows, redaction and pseudonym restoring across chunk
+//! borders, tool calls held until complete, usage, and the error event that
+//! ends a blocked stream.
 
 mod formats;
 mod parser;
+mod scanner;
+mod window;
 
 pub use formats::{
-    classify, error_event, rebuild, rebuild_with, Piece, StreamApi, StreamErrorKind, StreamKey,
+    classify, error_event, rebuild, rebuild_with, remove_member, with_data, Piece, StreamApi,
+    StreamErrorKind, StreamKey,
 };
 pub use parser::{SseError, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
+pub use scanner::{StreamOutcome, StreamScanner, Usage};
+pub use window::hold_from;

@@ -15,6 +15,7 @@ use crate::metrics::Metric;
 use crate::redact::Pseudonyms;
 use crate::reply::{error_reply, RefusalReason};
 use crate::scan::{findings_header, restore_body, scan_body, scan_body_timed};
+use crate::sse::{StreamApi, StreamScanner, Usage};
 use std::rc::Rc;
 
 /// What the callback returns to the host.
@@ -51,6 +52,8 @@ enum ResponseState {
     Through,
     /// Holding the response headers while the body arrives.
     Buffering,
+    /// A streamed (SSE) response, scanned chunk by chunk.
+    Streaming,
     /// Scanned and released.
     Done,
 }
@@ -68,6 +71,13 @@ pub struct RequestFlow {
     pseudonyms: Pseudonyms,
     response: ResponseState,
     response_size: usize,
+    /// The scanner of a streamed response.
+    stream: Option<Box<StreamScanner>>,
+    /// The filter added `stream_options.include_usage` to the request.
+    strip_usage: bool,
+    /// Token usage of the streamed response, once it ended.
+    usage: Option<Usage>,
+    stream_block_counted: bool,
 }
 
 impl RequestFlow {
@@ -82,11 +92,20 @@ impl RequestFlow {
             pseudonyms: Pseudonyms::default(),
             response: ResponseState::Through,
             response_size: 0,
+            stream: None,
+            strip_usage: false,
+            usage: None,
+            stream_block_counted: false,
         }
     }
 
     pub fn api(&self) -> ApiKind {
         self.api
+    }
+
+    /// Token usage of a streamed response (reported, or estimated), once it ended.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage
     }
 
     /// `on_http_request_headers`.
@@ -95,6 +114,10 @@ impl RequestFlow {
         host.set_request_header(FINDINGS_HEADER, None);
         host.set_request_header(ACTION_HEADER, None);
         host.set_request_header(DEGRADED_HEADER, None);
+        if self.policy.responses.identity_encoding && !self.policy.detectors.is_empty() {
+            // The response must be readable to be scanned or restored.
+            host.set_request_header("accept-encoding", Some("identity"));
+        }
         let path = host.request_header(":path").unwrap_or_default();
         self.api = self.policy.api_for_path(&path);
         self.request_id = host
@@ -166,13 +189,14 @@ impl RequestFlow {
         if self.state != State::Forwarded || end_of_stream {
             return Next::Continue;
         }
-        let wanted = !self.pseudonyms.is_empty() || self.policy.scans_responses();
+        let wanted =
+            !self.pseudonyms.is_empty() || self.policy.scans_responses() || self.strip_usage;
         if !wanted {
             return Next::Continue;
         }
         let ct = host.response_header("content-type").unwrap_or_default();
-        if !is_json_content_type(&ct) {
-            // Streams (text/event-stream) are the streaming scanner's.
+        let stream = is_event_stream(&ct);
+        if !stream && !is_json_content_type(&ct) {
             host.count(Metric::ResponsesUnscanned("not_json"), 1);
             return Next::Continue;
         }
@@ -181,6 +205,23 @@ impl RequestFlow {
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
         {
             host.count(Metric::ResponsesUnscanned("encoded"), 1);
+            return Next::Continue;
+        }
+        if stream {
+            let Some(api) = StreamApi::for_api(self.api) else {
+                host.count(Metric::ResponsesUnscanned("unknown_stream"), 1);
+                return Next::Continue;
+            };
+            // Events are rewritten, held and dropped: the length changes.
+            host.set_response_header("content-length", None);
+            let pseudonyms = std::mem::take(&mut self.pseudonyms);
+            self.stream = Some(Box::new(StreamScanner::new(
+                api,
+                self.policy.clone(),
+                pseudonyms,
+                self.strip_usage,
+            )));
+            self.response = ResponseState::Streaming;
             return Next::Continue;
         }
         if content_length(host.response_header("content-length"))
@@ -200,6 +241,9 @@ impl RequestFlow {
         body_size: usize,
         end_of_stream: bool,
     ) -> Next {
+        if self.response == ResponseState::Streaming {
+            return self.stream_chunk(host, body_size, end_of_stream);
+        }
         if self.response != ResponseState::Buffering {
             return Next::Continue;
         }
@@ -222,7 +266,81 @@ impl RequestFlow {
         if self.response == ResponseState::Buffering {
             return self.finish_response(host);
         }
+        if self.response == ResponseState::Streaming {
+            // Trailers cannot carry body bytes: what the scanner still holds
+            // (an upstream that ended without its final event) is dropped.
+            let mut out = Vec::new();
+            if let Some(s) = self.stream.as_mut() {
+                s.finish(&mut out);
+            }
+            if !out.is_empty() {
+                host.count(Metric::StreamBytesDropped, out.len() as u64);
+            }
+            self.end_stream(host);
+        }
         Next::Continue
+    }
+
+    /// One chunk of a streamed response: what the client may see now
+    /// replaces it (held text waits for the next chunk).
+    fn stream_chunk(&mut self, host: &mut dyn Host, body_size: usize, end_of_stream: bool) -> Next {
+        let Some(scanner) = self.stream.as_mut() else {
+            return Next::Continue;
+        };
+        let chunk = if body_size == 0 {
+            Vec::new()
+        } else {
+            host.response_body(0, body_size).unwrap_or_default()
+        };
+        let mut out = Vec::with_capacity(chunk.len() + 64);
+        scanner.push(&chunk, &mut out);
+        if end_of_stream {
+            scanner.finish(&mut out);
+        }
+        if out != chunk {
+            host.set_response_body(&out);
+        }
+        if !self.stream_block_counted {
+            if let Some(kind) = scanner.outcome().blocked {
+                self.stream_block_counted = true;
+                host.count(Metric::ResponsesBlocked(kind), 1);
+            }
+        }
+        if end_of_stream {
+            self.end_stream(host);
+        }
+        Next::Continue
+    }
+
+    /// The streamed response is over: count it.
+    fn end_stream(&mut self, host: &mut dyn Host) {
+        self.response = ResponseState::Done;
+        let Some(scanner) = self.stream.take() else {
+            return;
+        };
+        let outcome = scanner.outcome();
+        host.count(Metric::ResponsesScanned, 1);
+        host.count(Metric::StreamsScanned, 1);
+        if outcome.rewritten {
+            host.count(Metric::ResponsesRewritten, 1);
+        }
+        if !outcome.flagged.is_empty() {
+            host.count(Metric::StreamsFlagged, outcome.flagged.len() as u64);
+        }
+        if let Some(kind) = outcome.blocked.filter(|_| !self.stream_block_counted) {
+            host.count(Metric::ResponsesBlocked(kind), 1);
+        }
+        let usage = scanner.usage();
+        if let Some(n) = usage.input_tokens {
+            host.count(Metric::TokensInput, n);
+        }
+        if let Some(n) = usage.output_tokens {
+            host.count(Metric::TokensOutput, n);
+        }
+        if usage.estimated {
+            host.count(Metric::TokensEstimated, 1);
+        }
+        self.usage = Some(usage);
     }
 
     fn finish_response(&mut self, host: &mut dyn Host) -> Next {
@@ -355,17 +473,29 @@ impl RequestFlow {
             }
             Action::Redact => {
                 self.pseudonyms = std::mem::take(&mut scan.pseudonyms);
-                if let Some(new_body) = &scan.rewritten {
-                    host.set_request_body(new_body);
-                    if host.request_header("content-length").is_some() {
-                        host.set_request_header(
-                            "content-length",
-                            Some(&new_body.len().to_string()),
-                        );
-                    }
-                }
             }
             Action::Flag | Action::Allow => {}
+        }
+        let mut new_body = if scan.action == Action::Redact {
+            scan.rewritten.take()
+        } else {
+            None
+        };
+        if self.policy.responses.stream_usage
+            && matches!(self.api, ApiKind::OpenaiChat | ApiKind::OpenaiCompletions)
+            && scan.stream.is_some_and(|s| !s.has_stream_options)
+        {
+            // Ask for the usage chunk; the client, which did not, never sees it.
+            if let Some(b) = with_stream_usage(new_body.as_deref().unwrap_or(&body)) {
+                new_body = Some(b);
+                self.strip_usage = true;
+            }
+        }
+        if let Some(new_body) = &new_body {
+            host.set_request_body(new_body);
+            if host.request_header("content-length").is_some() {
+                host.set_request_header("content-length", Some(&new_body.len().to_string()));
+            }
         }
         if scan.action != Action::Allow {
             host.set_request_header(FINDINGS_HEADER, Some(&header));
@@ -417,6 +547,27 @@ impl RequestFlow {
 /// A `content-length` header's value, when it is a number.
 fn content_length(value: Option<String>) -> Option<u64> {
     value.and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// `body` (a JSON object) with `"stream_options":{"include_usage":true}`
+/// added as its last member; every other byte unchanged.
+fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let end = body.iter().rposition(|b| *b == b'}')?;
+    let (head, tail) = (body.get(..end)?, body.get(end..)?);
+    let mut out = Vec::with_capacity(body.len() + 40);
+    out.extend_from_slice(head);
+    out.extend_from_slice(b",\"stream_options\":{\"include_usage\":true}");
+    out.extend_from_slice(tail);
+    Some(out)
+}
+
+/// `text/event-stream`, any parameters.
+pub fn is_event_stream(ct: &str) -> bool {
+    ct.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("text/event-stream")
 }
 
 /// `application/json`, `application/*+json`, `text/json`, any parameters.

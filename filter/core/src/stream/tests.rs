@@ -618,16 +618,157 @@ fn responses_are_scanned_and_blocked_in_the_api_shape() {
         h.counter("tollgate.responses_blocked.reason.aws_access_key"),
         1
     );
-    // Streams and compressed bodies pass (counted), the headers are not held.
+    // Compressed bodies pass (counted), the headers are not held.
+    let mut h = host("/v1/chat/completions", &chat("hello"));
+    let mut flow = RequestFlow::new(p);
+    flow.on_request_headers(&mut h, false);
+    assert_eq!(
+        h.request_header("accept-encoding").as_deref(),
+        Some("identity")
+    );
+    let size = h.request_body.len();
+    flow.on_request_body(&mut h, size, true);
+    h.response_headers = vec![
+        ("content-type".into(), "text/event-stream".into()),
+        ("content-encoding".into(), "gzip".into()),
+    ];
+    assert_eq!(flow.on_response_headers(&mut h, false), Next::Continue);
+    h.response_body = b"\x1f\x8b....".to_vec();
+    assert_eq!(flow.on_response_body(&mut h, 6, true), Next::Continue);
+    assert_eq!(h.response_body, b"\x1f\x8b....");
+    assert_eq!(h.counter("tollgate.responses_unscanned.reason.encoded"), 1);
+}
+
+/// Stream `chunks` through the flow's response side; the bytes the client got.
+fn stream_through(flow: &mut RequestFlow, h: &mut FakeHost, chunks: &[&[u8]]) -> Vec<u8> {
+    let mut client = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        h.response_body = c.to_vec();
+        let eos = i + 1 == chunks.len();
+        assert_eq!(flow.on_response_body(h, c.len(), eos), Next::Continue);
+        client.extend_from_slice(&h.response_body);
+    }
+    client
+}
+
+fn sse_chunk(content: &str) -> String {
+    let v = serde_json::json!({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":content},"finish_reason":null}],"usage":null});
+    format!("data: {v}\n\n")
+}
+
+#[test]
+fn streamed_responses_are_scanned_chunk_by_chunk() {
+    let p = default_policy();
+    let body = serde_json::json!({"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"mail ann@corp.example please"}]}).to_string();
+    let mut h = host("/v1/chat/completions", body.as_bytes());
+    let mut flow = RequestFlow::new(p);
+    flow.on_request_headers(&mut h, false);
+    let size = h.request_body.len();
+    assert_eq!(flow.on_request_body(&mut h, size, true), Next::Continue);
+    // The upstream got a placeholder and was asked for usage; the length follows.
+    let sent = String::from_utf8(h.request_body.clone()).unwrap_or_default();
+    assert_eq!(
+        sent,
+        r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"mail <EMAIL_1> please"}],"stream_options":{"include_usage":true}}"#
+    );
+    assert_eq!(
+        h.request_header("content-length"),
+        Some(sent.len().to_string())
+    );
+    h.response_headers = vec![
+        (
+            "content-type".into(),
+            "text/event-stream; charset=utf-8".into(),
+        ),
+        ("content-length".into(), "999".into()),
+    ];
+    assert_eq!(flow.on_response_headers(&mut h, false), Next::Continue);
+    assert_eq!(h.response_header("content-length"), None);
+    let stream = [
+        sse_chunk("Done: I mailed <EMA"),
+        sse_chunk("IL_1>. Call +1 415"),
+        sse_chunk(" 555 0100 or bob@x"),
+        sse_chunk(".example."),
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n".to_string(),
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":17,\"total_tokens\":28}}\n\n".to_string(),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    // Chunks of 13 bytes: values, placeholders and events all cross borders.
+    let chunks: Vec<&[u8]> = stream.as_bytes().chunks(13).collect();
+    let client = String::from_utf8(stream_through(&mut flow, &mut h, &chunks)).unwrap_or_default();
+    let mut text = String::new();
+    for line in client.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            text.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(
+        text,
+        "Done: I mailed ann@corp.example. Call [PHONE] or [EMAIL]."
+    );
+    // The usage the client did not ask for is gone; the filter read it.
+    assert!(!client.contains("usage"), "{client}");
+    assert!(client.ends_with("data: [DONE]\n\n"));
+    assert_eq!(flow.usage().and_then(|u| u.output_tokens), Some(17));
+    assert_eq!(h.counter("tollgate.tokens_input"), 11);
+    assert_eq!(h.counter("tollgate.tokens_output"), 17);
+    assert_eq!(h.counter("tollgate.streams_scanned"), 1);
+    assert_eq!(h.counter("tollgate.responses_rewritten"), 1);
+}
+
+#[test]
+fn a_client_that_asked_for_usage_keeps_its_request_and_stream() {
+    let p = default_policy();
+    let body = br#"{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut h = host("/v1/chat/completions", body);
+    let mut flow = RequestFlow::new(p);
+    flow.on_request_headers(&mut h, false);
+    flow.on_request_body(&mut h, body.len(), true);
+    assert_eq!(h.request_body, body);
+    h.response_headers = vec![("content-type".into(), "text/event-stream".into())];
+    flow.on_response_headers(&mut h, false);
+    let stream = [
+        sse_chunk("Hello there."),
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":3}}\n\n"
+            .to_string(),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let client = stream_through(&mut flow, &mut h, &[stream.as_bytes()]);
+    assert_eq!(client, stream.as_bytes());
+    assert_eq!(h.counter("tollgate.responses_rewritten"), 0);
+}
+
+#[test]
+fn a_secret_mid_stream_ends_it_with_an_openai_error_event() {
+    let p = default_policy();
     let mut h = host("/v1/chat/completions", &chat("hello"));
     let mut flow = RequestFlow::new(p);
     flow.on_request_headers(&mut h, false);
     let size = h.request_body.len();
     flow.on_request_body(&mut h, size, true);
     h.response_headers = vec![("content-type".into(), "text/event-stream".into())];
-    assert_eq!(flow.on_response_headers(&mut h, false), Next::Continue);
-    assert_eq!(flow.on_response_body(&mut h, 10, true), Next::Continue);
-    assert_eq!(h.counter("tollgate.responses_unscanned.reason.not_json"), 1);
+    flow.on_response_headers(&mut h, false);
+    let first = sse_chunk("Here you go: ");
+    let second = sse_chunk("AKIAIOSFODNN7EXAMPLE is the key");
+    let third = sse_chunk("and more");
+    let got = stream_through(
+        &mut flow,
+        &mut h,
+        &[first.as_bytes(), second.as_bytes(), third.as_bytes()],
+    );
+    let got = String::from_utf8_lossy(&got);
+    assert!(!got.contains("AKIA") && !got.contains("and more"), "{got}");
+    assert!(
+        got.contains(r#""code":"content_policy_violation""#),
+        "{got}"
+    );
+    assert!(got.ends_with("data: [DONE]\n\n"));
+    assert_eq!(
+        h.counter("tollgate.responses_blocked.reason.aws_access_key"),
+        1
+    );
 }
 
 #[test]

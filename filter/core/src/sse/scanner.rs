@@ -1,0 +1,692 @@
+//! One streamed response, scanned event by event.
+//!
+//! Bytes go in as the upstream sends them ([`StreamScanner::push`]); what
+//! comes out is what the client may see now. Each event is parsed, its text
+//! pieces appended to their stream's text ([`StreamKey`]), and the response
+//! detectors run on the part of that text not yet decided (with up to
+//! [`CONTEXT_BYTES`] of decided text before it, for context words). Text is
+//! decided up to where [`hold_from`] says nothing can still be completing;
+//! an event goes out once all its text is decided, in order, rewritten if a
+//! redaction or a restored placeholder touches it. A redaction that spans
+//! events is written into the event where the value starts; the rest of the
+//! value is dropped from the events after it.
+//!
+//! Tool-call arguments are held until the call ends, then checked whole. A
+//! finding whose action is `block` ends the stream: the events still held
+//! are dropped, the API's error event is sent, and everything after it is
+//! swallowed.
+//!
+//! Decisions are made per event, so the output does not depend on how the
+//! bytes were split into chunks.
+
+use super::formats::{
+    classify, error_event, rebuild_with, remove_member, with_data, Piece, StreamApi,
+    StreamErrorKind, StreamKey,
+};
+use super::parser::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
+use super::window::hold_from;
+use crate::api::Direction;
+use crate::config::Policy;
+use crate::detect::{Action, Channel, Finding, ScanText};
+use crate::redact::{replacement, Pseudonyms};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// Decided text kept in front of the undecided part when detecting, for
+/// context words ("card number: ...") and matches that started just before.
+pub const CONTEXT_BYTES: usize = 64;
+
+/// Token usage of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    /// The upstream reported no output tokens: `output_tokens` is estimated
+    /// from the text streamed (about four bytes per token).
+    pub estimated: bool,
+}
+
+/// What happened to a stream, for the flow's metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamOutcome {
+    /// The stream was ended with an error event: the blocking finding's type
+    /// (`AWS_ACCESS_KEY`), or the reason (`BAD_STREAM`, `TOOL_ARGS_TOO_LARGE`).
+    pub blocked: Option<&'static str>,
+    /// Text was redacted or placeholders restored.
+    pub rewritten: bool,
+    /// Findings whose action is `flag`, as `KIND:rule-id`, de-duplicated.
+    pub flagged: Vec<String>,
+    /// Bytes released at the end of the stream although they did not form an
+    /// event (the upstream ended mid-event), after being checked.
+    pub trailing_bytes: usize,
+    /// Events dropped because the client did not ask for them (usage chunks).
+    pub dropped_events: usize,
+}
+
+/// A redaction or a restored placeholder, in absolute offsets of a key's text.
+#[derive(Debug, Clone)]
+struct Edit {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+/// One stream of text (a choice's content, a content block, a tool call).
+#[derive(Debug)]
+struct KeyText {
+    key: StreamKey,
+    tool: bool,
+    /// Raw text from absolute offset `base` to `total`.
+    buf: String,
+    base: usize,
+    total: usize,
+    /// Sent to the client up to here.
+    emitted: usize,
+    /// Findings final up to here.
+    decided: usize,
+    ended: bool,
+    /// Edits in `emitted..decided`, sorted, not overlapping.
+    edits: VecDeque<Edit>,
+    /// The end of the last edit written out: raw text before it is replaced.
+    skip_until: usize,
+    /// FNV-1a of the whole raw text, to recognise a snapshot of it.
+    hash: u64,
+    /// Everything sent for this key (for snapshots); `None` once too long.
+    output: Option<String>,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(FNV_PRIME);
+    }
+    h
+}
+
+impl KeyText {
+    fn new(key: StreamKey, tool: bool) -> Self {
+        KeyText {
+            key,
+            tool,
+            buf: String::new(),
+            base: 0,
+            total: 0,
+            emitted: 0,
+            decided: 0,
+            ended: false,
+            edits: VecDeque::new(),
+            skip_until: 0,
+            hash: FNV_OFFSET,
+            output: Some(String::new()),
+        }
+    }
+
+    fn slice(&self, start: usize, end: usize) -> &str {
+        self.buf
+            .get(start.saturating_sub(self.base)..end.saturating_sub(self.base))
+            .unwrap_or_default()
+    }
+
+    /// The client's text for raw `start..end` (the next range to send).
+    fn take(&mut self, start: usize, end: usize, max_output: usize) -> String {
+        let mut out = String::new();
+        let mut pos = start;
+        while pos < end {
+            if pos < self.skip_until {
+                pos = self.skip_until.min(end);
+                continue;
+            }
+            match self.edits.front() {
+                Some(e) if e.start < end => {
+                    if e.start <= pos {
+                        out.push_str(&e.text);
+                        self.skip_until = e.end;
+                        self.edits.pop_front();
+                    } else {
+                        out.push_str(self.slice(pos, e.start));
+                        pos = e.start;
+                    }
+                }
+                _ => {
+                    out.push_str(self.slice(pos, end));
+                    pos = end;
+                }
+            }
+        }
+        self.emitted = self.emitted.max(end);
+        if let Some(o) = &mut self.output {
+            if o.len() + out.len() > max_output {
+                self.output = None;
+            } else {
+                o.push_str(&out);
+            }
+        }
+        // Keep the context the next detection needs, drop the rest.
+        let keep_from = self
+            .emitted
+            .min(self.decided.saturating_sub(CONTEXT_BYTES))
+            .saturating_sub(self.base);
+        let mut cut = keep_from.min(self.buf.len());
+        while cut > 0 && !self.buf.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut > 4096 || (cut > 0 && cut * 2 > self.buf.len()) {
+            self.buf.drain(..cut);
+            self.base += cut;
+        }
+        out
+    }
+}
+
+/// An event waiting to go out.
+#[derive(Debug)]
+struct Queued {
+    ev: SseEvent,
+    /// Text pieces: key and absolute raw range.
+    spans: Vec<(StreamKey, usize, usize)>,
+    /// Keys whose snapshot this event repeats, with the raw snapshot text.
+    snapshots: Vec<(StreamKey, String)>,
+    /// Tool calls this event belongs to: it waits until they are checked.
+    tools: Vec<StreamKey>,
+    /// Dropped rather than sent (a usage chunk the client did not ask for).
+    drop: bool,
+    /// `"usage":null` is removed from its JSON.
+    strip_usage: bool,
+}
+
+/// The scanner of one streamed response.
+pub struct StreamScanner {
+    api: StreamApi,
+    policy: Rc<Policy>,
+    parser: SseParser,
+    keys: Vec<KeyText>,
+    queue: VecDeque<Queued>,
+    /// The request's placeholders, restored in the output.
+    restore: Pseudonyms,
+    /// Hands out no placeholders: a value the model wrote is masked.
+    masks: Pseudonyms,
+    strip_usage: bool,
+    usage: Usage,
+    outcome: StreamOutcome,
+    /// After a block or a broken stream: everything else is swallowed.
+    closed: bool,
+    finished: bool,
+    /// Bytes of text streamed (for the token estimate).
+    text_bytes: u64,
+    any_detector: bool,
+    events: Vec<SseEvent>,
+}
+
+impl StreamScanner {
+    /// `restore`: the request's placeholders. `strip_usage`: the filter
+    /// added `stream_options.include_usage`, so the usage chunk and the
+    /// `"usage":null` fields are removed before the client sees them.
+    pub fn new(api: StreamApi, policy: Rc<Policy>, restore: Pseudonyms, strip_usage: bool) -> Self {
+        let limit = DEFAULT_MAX_EVENT_BYTES.min(policy.max_body_bytes.max(1024));
+        let any_detector = policy.detectors.iter().any(|d| {
+            d.applies_to_direction(Direction::Response) && d.applies_to(Channel::Assistant)
+        });
+        StreamScanner {
+            api,
+            policy,
+            parser: SseParser::new(limit),
+            keys: Vec::new(),
+            queue: VecDeque::new(),
+            restore,
+            masks: Pseudonyms::frozen(),
+            strip_usage,
+            usage: Usage::default(),
+            outcome: StreamOutcome::default(),
+            closed: false,
+            finished: false,
+            text_bytes: 0,
+            any_detector,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn outcome(&self) -> &StreamOutcome {
+        &self.outcome
+    }
+
+    /// Usage as reported by the upstream, or estimated at the end of the stream.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// Bytes from the upstream in, bytes for the client out.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.closed || self.finished {
+            return;
+        }
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        let parsed = self.parser.push(chunk, &mut events);
+        for ev in events.drain(..) {
+            if self.closed {
+                break;
+            }
+            self.on_event(ev, out);
+        }
+        self.events = events;
+        if parsed.is_err() && !self.closed {
+            self.fail(
+                out,
+                "BAD_STREAM",
+                StreamErrorKind::BadStream,
+                "an event of the upstream stream is too large to check",
+            );
+        }
+    }
+
+    /// The upstream's stream is over: release everything still held.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.closed || self.finished {
+            return;
+        }
+        let mut events = Vec::new();
+        let rest = self.parser.finish(&mut events);
+        for ev in events {
+            if self.closed {
+                return;
+            }
+            self.on_event(ev, out);
+        }
+        if self.closed {
+            return;
+        }
+        self.finished = true;
+        for i in 0..self.keys.len() {
+            if let Some(k) = self.keys.get_mut(i) {
+                k.ended = true;
+            }
+            if !self.decide(i, out) {
+                return;
+            }
+        }
+        self.emit(out);
+        if !rest.is_empty() {
+            // An event without its blank line: a client may still read it,
+            // so it goes out only if it holds nothing a detector objects to.
+            let text = String::from_utf8_lossy(&rest);
+            if self.detect(&text).is_empty() {
+                self.outcome.trailing_bytes = rest.len();
+                out.extend_from_slice(&rest);
+            }
+        }
+        if self.usage.output_tokens.is_none() {
+            self.usage.output_tokens = Some(self.text_bytes.div_ceil(4));
+            self.usage.estimated = true;
+        }
+    }
+
+    fn key_index(&mut self, key: StreamKey, tool: bool) -> usize {
+        if let Some(i) = self.keys.iter().position(|k| k.key == key) {
+            if tool {
+                if let Some(k) = self.keys.get_mut(i) {
+                    k.tool = true;
+                }
+            }
+            return i;
+        }
+        self.keys.push(KeyText::new(key, tool));
+        self.keys.len() - 1
+    }
+
+    fn on_event(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
+        let pieces = classify(self.api, &ev);
+        let mut q = Queued {
+            ev,
+            spans: Vec::new(),
+            snapshots: Vec::new(),
+            tools: Vec::new(),
+            drop: false,
+            strip_usage: false,
+        };
+        let mut touched: Vec<usize> = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text { key, text } | Piece::Reasoning { key, text } => {
+                    let i = self.append(key, false, &text, &mut q);
+                    touched.push(i);
+                }
+                Piece::ToolArgs { key, text } => {
+                    let i = self.append(key, true, &text, &mut q);
+                    q.tools.push(key);
+                    let too_long = self
+                        .keys
+                        .get(i)
+                        .is_some_and(|k| k.total > self.policy.responses.max_tool_args_bytes);
+                    if too_long {
+                        let msg = format!(
+                            "tool call arguments exceed the limit of {} bytes",
+                            self.policy.responses.max_tool_args_bytes
+                        );
+                        self.fail(out, "TOOL_ARGS_TOO_LARGE", StreamErrorKind::Policy, &msg);
+                        return;
+                    }
+                }
+                Piece::ToolStart { key } => {
+                    self.key_index(key, true);
+                    q.tools.push(key);
+                }
+                Piece::Snapshot { key, text } => q.snapshots.push((key, text)),
+                Piece::BlockEnd { key } => {
+                    for (i, k) in self.keys.iter_mut().enumerate() {
+                        if k.key.within(&key) && !k.ended {
+                            k.ended = true;
+                            touched.push(i);
+                        }
+                    }
+                }
+                Piece::Done => {
+                    for (i, k) in self.keys.iter_mut().enumerate() {
+                        if !k.ended {
+                            k.ended = true;
+                            touched.push(i);
+                        }
+                    }
+                }
+                Piece::Usage {
+                    input_tokens,
+                    output_tokens,
+                } => {
+                    if input_tokens.is_some() {
+                        self.usage.input_tokens = input_tokens;
+                    }
+                    if output_tokens.is_some() {
+                        self.usage.output_tokens = output_tokens;
+                    }
+                    if self.strip_usage && is_usage_only_chunk(&q.ev) {
+                        q.drop = true;
+                    }
+                }
+                Piece::Error { .. } | Piece::Opaque => {}
+            }
+        }
+        if self.strip_usage && !q.drop && q.ev.data.contains("\"usage\"") {
+            q.strip_usage = true;
+        }
+        self.queue.push_back(q);
+        touched.sort_unstable();
+        touched.dedup();
+        for i in touched {
+            if !self.decide(i, out) {
+                return;
+            }
+        }
+        self.emit(out);
+    }
+
+    fn append(&mut self, key: StreamKey, tool: bool, text: &str, q: &mut Queued) -> usize {
+        let i = self.key_index(key, tool);
+        if let Some(k) = self.keys.get_mut(i) {
+            let start = k.total;
+            k.buf.push_str(text);
+            k.total += text.len();
+            k.hash = fnv(k.hash, text.as_bytes());
+            q.spans.push((key, start, k.total));
+        }
+        self.text_bytes += text.len() as u64;
+        i
+    }
+
+    /// Findings of the response detectors in `text` (patterns only).
+    fn detect(&self, text: &str) -> Vec<Finding> {
+        let mut found = Vec::new();
+        if !self.any_detector {
+            return found;
+        }
+        let view = ScanText::new(text);
+        for d in &self.policy.detectors {
+            if d.applies_to_direction(Direction::Response) && d.applies_to(Channel::Assistant) {
+                d.scan_stream(&view, Channel::Assistant, &mut found);
+            }
+        }
+        found.sort_by_key(|f| (f.start, f.end));
+        found
+    }
+
+    /// Decide key `i` as far as it can be; `false` when the stream was ended.
+    fn decide(&mut self, i: usize, out: &mut Vec<u8>) -> bool {
+        let Some(k) = self.keys.get(i) else {
+            return true;
+        };
+        if (k.tool && !k.ended) || k.decided >= k.total {
+            return true;
+        }
+        let mut wstart = k.decided.saturating_sub(CONTEXT_BYTES).max(k.base);
+        while wstart > k.base && !k.buf.is_char_boundary(wstart - k.base) {
+            wstart -= 1;
+        }
+        let window = k.slice(wstart, k.total).to_owned();
+        let d = k.decided - wstart;
+        let ended = k.ended;
+        let findings = self.detect(&window);
+        let (min_hold, max_hold) = (
+            self.policy.responses.hold_back_bytes,
+            self.policy.responses.max_hold_bytes,
+        );
+        let undecided = window.get(d..).unwrap_or_default();
+        let mut rp = if ended {
+            window.len()
+        } else {
+            d + hold_from(undecided, min_hold, max_hold)
+        };
+        // A block anywhere in the undecided text ends the stream now.
+        if let Some(f) = findings
+            .iter()
+            .find(|f| f.end > d && f.action == Action::Block)
+        {
+            let kind = f.kind;
+            self.block(out, kind);
+            return false;
+        }
+        // Never cut a match: move the border to its start.
+        loop {
+            let cut = findings
+                .iter()
+                .filter(|f| f.action >= Action::Flag && f.start < rp && f.end > rp && f.start >= d)
+                .map(|f| f.start)
+                .min();
+            match cut {
+                Some(s) if s < rp => rp = s,
+                _ => break,
+            }
+        }
+        let mut edits: Vec<Edit> = Vec::new();
+        for f in findings.iter().filter(|f| f.end > d && f.end <= rp) {
+            match f.action {
+                Action::Redact => {
+                    let start = f.start.max(d);
+                    if edits.last().is_some_and(|e| e.end > wstart + start) {
+                        continue;
+                    }
+                    let value = window.get(start..f.end).unwrap_or_default();
+                    let text = replacement(f, value, &mut self.masks);
+                    edits.push(Edit {
+                        start: wstart + start,
+                        end: wstart + f.end,
+                        text,
+                    });
+                }
+                Action::Flag => {
+                    let entry = format!("{}:{}", f.kind, f.rule_id);
+                    if !self.outcome.flagged.contains(&entry) && self.outcome.flagged.len() < 32 {
+                        self.outcome.flagged.push(entry);
+                    }
+                }
+                Action::Allow | Action::Block => {}
+            }
+        }
+        // Placeholders of the request, put back where no redaction is.
+        let decided_text = window.get(d..rp).unwrap_or_default();
+        for (s, e, value) in self.restore.placeholders(decided_text) {
+            let (s, e) = (wstart + d + s, wstart + d + e);
+            if edits.iter().any(|x| x.start < e && s < x.end) {
+                continue;
+            }
+            edits.push(Edit {
+                start: s,
+                end: e,
+                text: value.to_owned(),
+            });
+        }
+        edits.sort_by_key(|e| e.start);
+        if !edits.is_empty() {
+            self.outcome.rewritten = true;
+        }
+        if let Some(k) = self.keys.get_mut(i) {
+            k.edits.extend(edits);
+            k.decided = k.decided.max(wstart + rp);
+        }
+        true
+    }
+
+    /// Send every event at the head of the queue whose text is decided.
+    fn emit(&mut self, out: &mut Vec<u8>) {
+        let max_output = self.policy.max_body_bytes;
+        while let Some(front) = self.queue.front() {
+            if !self.ready(front) {
+                break;
+            }
+            let Some(q) = self.queue.pop_front() else {
+                break;
+            };
+            if q.drop {
+                self.outcome.dropped_events += 1;
+                continue;
+            }
+            let mut ev = q.ev;
+            if q.strip_usage {
+                if let Some(data) = remove_member(&ev.data, "usage") {
+                    ev.raw = with_data(&ev, &data);
+                    ev.data = data;
+                }
+            }
+            let mut edits: Vec<(StreamKey, String)> = Vec::new();
+            let mut changed = false;
+            for (key, start, end) in &q.spans {
+                let Some(k) = self.keys.iter_mut().find(|k| k.key == *key) else {
+                    continue;
+                };
+                let raw = k.slice(*start, *end).to_owned();
+                let text = k.take(*start, *end, max_output);
+                changed |= text != raw;
+                edits.push((*key, text));
+            }
+            for (key, snap) in &q.snapshots {
+                match self.snapshot(*key, snap, out) {
+                    Some(text) => {
+                        changed |= text != *snap;
+                        edits.push((*key, text));
+                    }
+                    None => return,
+                }
+            }
+            if !changed {
+                out.extend_from_slice(&ev.raw);
+                continue;
+            }
+            let refs: Vec<(StreamKey, &str)> =
+                edits.iter().map(|(k, t)| (*k, t.as_str())).collect();
+            match rebuild_with(self.api, &ev, &refs) {
+                Some(bytes) => out.extend_from_slice(&bytes),
+                None => {
+                    // Cannot happen for an event classify read; never send
+                    // the unredacted original instead.
+                    self.fail(
+                        out,
+                        "BAD_STREAM",
+                        StreamErrorKind::BadStream,
+                        "an event could not be rewritten",
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    fn ready(&self, q: &Queued) -> bool {
+        let decided = |key: &StreamKey, end: usize| {
+            self.keys
+                .iter()
+                .find(|k| k.key == *key)
+                .is_none_or(|k| k.decided >= end)
+        };
+        let complete = |key: &StreamKey| {
+            self.keys
+                .iter()
+                .find(|k| k.key == *key)
+                .is_none_or(|k| k.ended && k.decided >= k.total)
+        };
+        q.spans.iter().all(|(k, _, end)| decided(k, *end))
+            && q.tools.iter().all(complete)
+            && q.snapshots.iter().all(|(k, _)| complete(k))
+    }
+
+    /// The client's version of a snapshot of `key`'s whole text: what was
+    /// sent for it when the snapshot repeats the streamed text, else the
+    /// snapshot checked and redacted on its own. `None` when it blocks.
+    fn snapshot(&mut self, key: StreamKey, snap: &str, out: &mut Vec<u8>) -> Option<String> {
+        if let Some(k) = self.keys.iter().find(|k| k.key == key) {
+            if k.total == snap.len() && k.hash == fnv(FNV_OFFSET, snap.as_bytes()) {
+                if let Some(o) = &k.output {
+                    return Some(o.clone());
+                }
+            }
+        }
+        let findings = self.detect(snap);
+        if let Some(f) = findings.iter().find(|f| f.action == Action::Block) {
+            let kind = f.kind;
+            self.block(out, kind);
+            return None;
+        }
+        let mut text = crate::redact::redact(snap, &findings, &mut self.masks);
+        if let Some(restored) = self.restore.restore(&text) {
+            text = restored;
+        }
+        if text != snap {
+            self.outcome.rewritten = true;
+        }
+        Some(text)
+    }
+
+    fn block(&mut self, out: &mut Vec<u8>, kind: &'static str) {
+        self.fail(
+            out,
+            kind,
+            StreamErrorKind::Policy,
+            "response blocked by policy",
+        );
+    }
+
+    fn fail(
+        &mut self,
+        out: &mut Vec<u8>,
+        reason: &'static str,
+        kind: StreamErrorKind,
+        message: &str,
+    ) {
+        self.queue.clear();
+        self.outcome.blocked = Some(reason);
+        self.closed = true;
+        out.extend_from_slice(&error_event(self.api, kind, message));
+    }
+}
+
+/// An OpenAI usage chunk: `"choices": []` with a `usage` object.
+fn is_usage_only_chunk(ev: &SseEvent) -> bool {
+    serde_json::from_str::<serde_json::Value>(&ev.data).is_ok_and(|v| {
+        v.get("choices")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(Vec::is_empty)
+            && v.get("usage").is_some_and(serde_json::Value::is_object)
+    })
+}
+
+#[cfg(test)]
+mod tests;

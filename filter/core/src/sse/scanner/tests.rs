@@ -1,0 +1,487 @@
+use super::*;
+use crate::sse::formats::tests::corpus;
+use serde_json::json;
+
+fn policy(json: &str) -> Rc<Policy> {
+    match Policy::from_json(json.as_bytes()) {
+        Ok(p) => Rc::new(p),
+        Err(e) => unreachable!("{e}"),
+    }
+}
+
+fn default_policy() -> Rc<Policy> {
+    match Policy::default_policy() {
+        Ok(p) => Rc::new(p),
+        Err(e) => unreachable!("{e}"),
+    }
+}
+
+/// Run `bytes` through a scanner in the given chunks.
+fn run_chunks(
+    api: StreamApi,
+    p: &Rc<Policy>,
+    restore: Pseudonyms,
+    strip: bool,
+    chunks: &[&[u8]],
+) -> (Vec<u8>, StreamOutcome, Usage) {
+    let mut s = StreamScanner::new(api, p.clone(), restore, strip);
+    let mut out = Vec::new();
+    for c in chunks {
+        s.push(c, &mut out);
+    }
+    s.finish(&mut out);
+    (out, s.outcome().clone(), s.usage())
+}
+
+fn run(api: StreamApi, p: &Rc<Policy>, bytes: &[u8]) -> (Vec<u8>, StreamOutcome) {
+    let (out, outcome, _) = run_chunks(api, p, Pseudonyms::default(), false, &[bytes]);
+    (out, outcome)
+}
+
+/// An OpenAI Chat stream carrying `deltas` as content, then finish and `[DONE]`.
+fn chat_stream(deltas: &[&str]) -> Vec<u8> {
+    let mut s = String::new();
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+        let v = json!({"id":"chatcmpl-9","object":"chat.completion.chunk","created":1700000000,
+            "model":"gpt-4o-mini","choices":[{"index":0,"delta":delta,"logprobs":null,"finish_reason":finish}]});
+        format!("data: {v}\n\n")
+    };
+    s.push_str(&chunk(
+        json!({"role":"assistant","content":""}),
+        json!(null),
+    ));
+    for d in deltas {
+        s.push_str(&chunk(json!({ "content": d }), json!(null)));
+    }
+    s.push_str(&chunk(json!({}), json!("stop")));
+    s.push_str("data: [DONE]\n\n");
+    s.into_bytes()
+}
+
+/// The text a client assembles from a stream's content deltas, and whether
+/// it saw an error event.
+fn client_text(api: StreamApi, bytes: &[u8]) -> (String, bool) {
+    let mut parser = SseParser::new(1 << 20);
+    let mut events = Vec::new();
+    let _ = parser.push(bytes, &mut events);
+    let mut text = String::new();
+    let mut error = false;
+    for ev in &events {
+        for p in classify(api, ev) {
+            match p {
+                Piece::Text { text: t, .. } => text.push_str(&t),
+                Piece::Error { .. } => error = true,
+                _ => {}
+            }
+        }
+    }
+    (text, error)
+}
+
+fn split_every(bytes: &[u8], n: usize) -> Vec<&[u8]> {
+    bytes.chunks(n.max(1)).collect()
+}
+
+#[test]
+fn benign_streams_pass_byte_for_byte() {
+    let p = default_policy();
+    for (api, bytes) in corpus() {
+        let (out, outcome) = run(api, &p, &bytes);
+        assert_eq!(out, bytes, "{api:?}");
+        assert_eq!(outcome, StreamOutcome::default(), "{api:?}");
+    }
+    let bytes = chat_stream(&["The capital ", "of France ", "is Paris", "."]);
+    assert_eq!(run(StreamApi::OpenaiChat, &p, &bytes).0, bytes);
+}
+
+#[test]
+fn an_email_split_over_deltas_is_masked() {
+    let p = default_policy();
+    let bytes = chat_stream(&["Write to jane", ".doe@exa", "mple.com for ", "help."]);
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, &bytes);
+    let (text, error) = client_text(StreamApi::OpenaiChat, &out);
+    assert_eq!(text, "Write to [EMAIL] for help.");
+    assert!(!error);
+    assert!(outcome.rewritten);
+    // Same number of events: the value went into the first, the rest emptied.
+    assert_eq!(
+        String::from_utf8_lossy(&out).matches("data: ").count(),
+        String::from_utf8_lossy(&bytes).matches("data: ").count()
+    );
+    // Ids and finish reasons untouched.
+    let s = String::from_utf8_lossy(&out);
+    assert_eq!(s.matches("\"id\":\"chatcmpl-9\"").count(), 6);
+    assert!(s.contains("\"finish_reason\":\"stop\""));
+}
+
+#[test]
+fn a_phone_number_split_over_many_deltas_is_masked() {
+    let p = default_policy();
+    let deltas = [
+        "Call me at ",
+        "+49 ",
+        "30 ",
+        "1234",
+        " 56",
+        "78 to",
+        "morrow.",
+    ];
+    let (out, _) = run(StreamApi::OpenaiChat, &p, &chat_stream(&deltas));
+    let (text, _) = client_text(StreamApi::OpenaiChat, &out);
+    assert_eq!(text, "Call me at [PHONE] tomorrow.");
+}
+
+#[test]
+fn held_text_is_released_at_the_end_even_without_whitespace() {
+    let p = default_policy();
+    let (out, _) = run(
+        StreamApi::OpenaiChat,
+        &p,
+        &chat_stream(&["Mail ", "a@b.example"]),
+    );
+    let (text, _) = client_text(StreamApi::OpenaiChat, &out);
+    assert_eq!(text, "Mail [EMAIL]");
+    let (out, _) = run(StreamApi::OpenaiChat, &p, &chat_stream(&["plain", "word"]));
+    assert_eq!(client_text(StreamApi::OpenaiChat, &out).0, "plainword");
+}
+
+#[test]
+fn placeholders_split_over_deltas_are_restored() {
+    let p = default_policy();
+    let mut restore = Pseudonyms::default();
+    let ph = restore.placeholder("EMAIL", "jane@corp.example");
+    assert_eq!(ph.as_deref(), Some("<EMAIL_1>"));
+    let bytes = chat_stream(&["I wrote to <EM", "AIL", "_1> and <EMAIL_2> (unknown)."]);
+    let (out, outcome, _) = run_chunks(StreamApi::OpenaiChat, &p, restore, false, &[&bytes]);
+    let (text, _) = client_text(StreamApi::OpenaiChat, &out);
+    assert_eq!(
+        text,
+        "I wrote to jane@corp.example and <EMAIL_2> (unknown)."
+    );
+    assert!(outcome.rewritten);
+}
+
+#[test]
+fn a_secret_mid_stream_ends_it_with_an_error_event() {
+    let p = default_policy();
+    let deltas = [
+        "Sure. The key is ",
+        "AKIA",
+        "IOSFODNN7",
+        "EXAMPLE and ",
+        "more text after.",
+    ];
+    let bytes = chat_stream(&deltas);
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, &bytes);
+    assert_eq!(outcome.blocked, Some("AWS_ACCESS_KEY"));
+    let s = String::from_utf8_lossy(&out);
+    assert!(!s.contains("AKIA"), "{s}");
+    assert!(!s.contains("more text"), "{s}");
+    assert!(s.ends_with("data: [DONE]\n\n"), "{s}");
+    let (text, error) = client_text(StreamApi::OpenaiChat, &out);
+    assert!(error);
+    assert!("Sure. The key is ".starts_with(&text), "{text}");
+    // Nothing more once blocked.
+    let mut sc = StreamScanner::new(
+        StreamApi::OpenaiChat,
+        p.clone(),
+        Pseudonyms::default(),
+        false,
+    );
+    let mut o = Vec::new();
+    sc.push(&bytes, &mut o);
+    let len = o.len();
+    sc.push(&chat_stream(&["again"]), &mut o);
+    sc.finish(&mut o);
+    assert_eq!(o.len(), len);
+}
+
+#[test]
+fn the_error_event_is_in_each_apis_format() {
+    let p = default_policy();
+    let key = "AKIAIOSFODNN7EXAMPLE";
+    // Anthropic.
+    let anth = format!(
+        "event: message_start\ndata: {{\"type\":\"message_start\",\"message\":{{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{{\"input_tokens\":3,\"output_tokens\":1}}}}}}\n\n\
+         event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{{\"type\":\"text\",\"text\":\"\"}}}}\n\n\
+         event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"key {key} ok\"}}}}\n\n\
+         event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":0}}\n\n\
+         event: message_stop\ndata: {{\"type\":\"message_stop\"}}\n\n"
+    );
+    let (out, outcome) = run(StreamApi::AnthropicMessages, &p, anth.as_bytes());
+    assert_eq!(outcome.blocked, Some("AWS_ACCESS_KEY"));
+    let s = String::from_utf8_lossy(&out);
+    assert!(s.ends_with(
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"permission_error\",\"message\":\"response blocked by policy\"}}\n\n"
+    ), "{s}");
+    assert!(!s.contains(key));
+    assert!(!s.contains("message_stop"));
+}
+
+#[test]
+fn tool_calls_are_held_until_complete_then_checked() {
+    let p = default_policy();
+    let call = |args: &str, id_and_name: bool| {
+        let mut f = json!({ "arguments": args });
+        let mut c = json!({"index":0});
+        if id_and_name {
+            f["name"] = json!("send_mail");
+            c["id"] = json!("call_1");
+            c["type"] = json!("function");
+        }
+        c["function"] = f;
+        let v = json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"tool_calls":[c]},"finish_reason":null}]});
+        format!("data: {v}\n\n")
+    };
+    let end = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+    // A benign call: nothing goes out until the call ends, then all of it, byte for byte.
+    let benign = format!(
+        "{}{}{}{end}",
+        call("", true),
+        call("{\"to\":\"ops\",", false),
+        call("\"body\":\"hi\"}", false)
+    );
+    let mut sc = StreamScanner::new(
+        StreamApi::OpenaiChat,
+        p.clone(),
+        Pseudonyms::default(),
+        false,
+    );
+    let mut o = Vec::new();
+    let cut = benign.find(end).unwrap_or(0);
+    sc.push(&benign.as_bytes()[..cut], &mut o);
+    assert!(
+        o.is_empty(),
+        "tool call chunks released before the call was checked"
+    );
+    sc.push(&benign.as_bytes()[cut..], &mut o);
+    sc.finish(&mut o);
+    assert_eq!(o, benign.as_bytes());
+    // A call whose arguments carry an e-mail split over chunks: masked.
+    let pii = format!(
+        "{}{}{}{end}",
+        call("", true),
+        call("{\"to\":\"bob@exam", false),
+        call("ple.com\"}", false)
+    );
+    let (out, _) = run(StreamApi::OpenaiChat, &p, pii.as_bytes());
+    let s = String::from_utf8_lossy(&out);
+    assert!(s.contains(r#""arguments":"{\"to\":\"[EMAIL]"#), "{s}");
+    assert!(!s.contains("bob@"), "{s}");
+    // A call that leaks a secret: blocked before any of it reached the client.
+    let leak = format!(
+        "{}{}{}{end}",
+        call("", true),
+        call("{\"token\":\"ghp_", false),
+        call("abcdefghijklmnopqrstuvwxyzABCDEF0123\"}", false)
+    );
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, leak.as_bytes());
+    assert_eq!(outcome.blocked, Some("GITHUB_TOKEN"));
+    let s = String::from_utf8_lossy(&out);
+    assert!(!s.contains("send_mail") && !s.contains("ghp_"), "{s}");
+    assert!(s.starts_with("data: {\"error\""), "{s}");
+}
+
+#[test]
+fn tool_call_arguments_are_bounded() {
+    let p = policy(r#"{"schemaVersion":1,"responses":{"maxToolArgsBytes":64}}"#);
+    let v = |args: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":args}}]},"finish_reason":null}]})
+        )
+    };
+    let bytes = format!("{}{}", v(&"a".repeat(40)), v(&"b".repeat(40)));
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, bytes.as_bytes());
+    assert_eq!(outcome.blocked, Some("TOOL_ARGS_TOO_LARGE"));
+    assert!(!String::from_utf8_lossy(&out).contains("aaaa"));
+}
+
+#[test]
+fn usage_the_client_did_not_ask_for_is_removed() {
+    let p = default_policy();
+    let with_usage = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,\"total_tokens\":9}}\n\n",
+        "data: [DONE]\n\n"
+    );
+    let without = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n"
+    );
+    let (out, outcome, usage) = run_chunks(
+        StreamApi::OpenaiChat,
+        &p,
+        Pseudonyms::default(),
+        true,
+        &[with_usage.as_bytes()],
+    );
+    assert_eq!(String::from_utf8_lossy(&out), without);
+    assert_eq!(outcome.dropped_events, 1);
+    assert_eq!(
+        usage,
+        Usage {
+            input_tokens: Some(7),
+            output_tokens: Some(2),
+            estimated: false
+        }
+    );
+    // A client that asked for usage gets it untouched.
+    let (out, _, usage) = run_chunks(
+        StreamApi::OpenaiChat,
+        &p,
+        Pseudonyms::default(),
+        false,
+        &[with_usage.as_bytes()],
+    );
+    assert_eq!(out, with_usage.as_bytes());
+    assert_eq!(usage.output_tokens, Some(2));
+    // No usage reported: estimated from the text.
+    let (_, _, usage) = run_chunks(
+        StreamApi::OpenaiChat,
+        &p,
+        Pseudonyms::default(),
+        false,
+        &[&chat_stream(&["twelve bytes"])],
+    );
+    assert_eq!(
+        usage,
+        Usage {
+            input_tokens: None,
+            output_tokens: Some(3),
+            estimated: true
+        }
+    );
+}
+
+#[test]
+fn responses_snapshots_repeat_what_the_client_was_sent() {
+    let p = default_policy();
+    let ev = |ty: &str, body: serde_json::Value| format!("event: {ty}\ndata: {body}\n\n");
+    let full = "mail jane@corp.example now";
+    let mut s = String::new();
+    s += &ev(
+        "response.output_text.delta",
+        json!({"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"mail jane@co"}),
+    );
+    s += &ev(
+        "response.output_text.delta",
+        json!({"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"rp.example now"}),
+    );
+    s += &ev(
+        "response.output_text.done",
+        json!({"type":"response.output_text.done","output_index":0,"content_index":0,"text":full}),
+    );
+    s += &ev(
+        "response.completed",
+        json!({"type":"response.completed","response":{"status":"completed","output":[{"type":"message","content":[{"type":"output_text","text":full}]}],"usage":{"input_tokens":5,"output_tokens":6}}}),
+    );
+    let (out, outcome) = run(StreamApi::OpenaiResponses, &p, s.as_bytes());
+    let o = String::from_utf8_lossy(&out);
+    assert!(!o.contains("jane@"), "{o}");
+    assert_eq!(o.matches("mail [EMAIL] now").count(), 2, "{o}");
+    assert!(outcome.rewritten);
+}
+
+#[test]
+fn an_unfinished_last_event_goes_out_only_if_clean() {
+    let p = default_policy();
+    let mut bytes = chat_stream(&["ok"]);
+    bytes.extend_from_slice(
+        b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"AKIAIOSFODNN7EXAMPLE\"}}]}",
+    );
+    let (out, _) = run(StreamApi::OpenaiChat, &p, &bytes);
+    assert!(!String::from_utf8_lossy(&out).contains("AKIA"));
+    let mut bytes = chat_stream(&["ok"]);
+    bytes.extend_from_slice(b": bye");
+    assert_eq!(run(StreamApi::OpenaiChat, &p, &bytes).0, bytes);
+}
+
+/// Streams with values to redact, restore or block, in all three formats.
+fn property_streams() -> Vec<(StreamApi, Vec<u8>)> {
+    let mut v = corpus();
+    v.push((
+        StreamApi::OpenaiChat,
+        chat_stream(&[
+            "Write to jane",
+            ".doe@exa",
+            "mple.com or call ",
+            "+44 20 ",
+            "7946 0958",
+            " <EMAIL_1>.",
+        ]),
+    ));
+    v.push((
+        StreamApi::OpenaiChat,
+        chat_stream(&[
+            "Sure. The key is ",
+            "AKIA",
+            "IOSFODNN7",
+            "EXAMPLE and more.",
+        ]),
+    ));
+    v.push((
+        StreamApi::OpenaiChat,
+        chat_stream(&[
+            "IBAN DE89 3704 ",
+            "0044 0532 0130 00",
+            ", card 4111 1111 1111 1111 ok",
+        ]),
+    ));
+    v
+}
+
+#[test]
+fn any_split_gives_the_same_output_as_the_whole_stream() {
+    let p = default_policy();
+    for (api, bytes) in property_streams() {
+        let mut restore = Pseudonyms::default();
+        let _ = restore.placeholder("EMAIL", "x@y.example");
+        let whole = run_chunks(api, &p, restore, false, &[&bytes]).0;
+        // Every split into two.
+        for cut in 0..=bytes.len() {
+            let mut restore = Pseudonyms::default();
+            let _ = restore.placeholder("EMAIL", "x@y.example");
+            let (a, b) = bytes.split_at(cut);
+            let got = run_chunks(api, &p, restore, false, &[a, b]).0;
+            assert_eq!(got, whole, "{api:?} split at {cut}");
+        }
+        // Fixed small chunk sizes, down to one byte.
+        for n in [1, 2, 3, 7, 16, 61] {
+            let mut restore = Pseudonyms::default();
+            let _ = restore.placeholder("EMAIL", "x@y.example");
+            let got = run_chunks(api, &p, restore, false, &split_every(&bytes, n)).0;
+            assert_eq!(got, whole, "{api:?} chunks of {n}");
+        }
+    }
+}
+
+#[test]
+fn random_splits_give_the_same_output() {
+    let p = default_policy();
+    // A small deterministic generator (xorshift): no dependency, reproducible.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % (n as u64).max(1)) as usize
+    };
+    for (api, bytes) in property_streams() {
+        let whole = run_chunks(api, &p, Pseudonyms::default(), false, &[&bytes]).0;
+        for _ in 0..200 {
+            let mut chunks: Vec<&[u8]> = Vec::new();
+            let mut rest: &[u8] = &bytes;
+            while !rest.is_empty() {
+                let n = 1 + next(rest.len().min(40));
+                let (a, b) = rest.split_at(n.min(rest.len()));
+                chunks.push(a);
+                rest = b;
+            }
+            let got = run_chunks(api, &p, Pseudonyms::default(), false, &chunks).0;
+            assert_eq!(got, whole, "{api:?}");
+        }
+    }
+}

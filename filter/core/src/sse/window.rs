@@ -1,0 +1,257 @@
+//! The hold-back window: how much of a streamed text must wait because a
+//! pattern may still be completing across the border with the next delta.
+//!
+//! A fixed window (Higress holds the last N bytes) either delays every
+//! token or misses long values. Instead [`hold_from`] holds exactly the
+//! tail that could still grow into a match, and releases the rest at once:
+//!
+//! * the trailing run of non-space characters (a word, an e-mail, an API key,
+//!   a URL, a `<PERSON_1>` placeholder still being written);
+//! * before it, a group of number-like tokens joined by single spaces
+//!   (`+49 30 1234`, `DE89 3704 0044`, `4111 1111 1111`, `AB 12 34 56 C`,
+//!   `12 March 1990`): a token with a digit, a short upper-case or
+//!   punctuation token, or a month name;
+//! * an open PEM block (`-----BEGIN ... KEY-----` without its `END` line);
+//! * at least `min_bytes` (the configured `holdBackBytes`).
+//!
+//! What is held is released as soon as the next delta shows it cannot grow
+//! any more, and at the latest when the text ends. Plain prose waits one
+//! word: the added time to first token is one delta, not a window.
+
+/// Where the held tail of `text` starts (a char boundary): everything before
+/// it can be decided now. `min_bytes` is held in any case; at most
+/// `max_bytes` is held (the oldest part of a longer run is released).
+pub fn hold_from(text: &str, min_bytes: usize, max_bytes: usize) -> usize {
+    let b = text.as_bytes();
+    let len = b.len();
+    let token_start = |mut i: usize| {
+        while i > 0 && !b.get(i - 1).is_some_and(u8::is_ascii_whitespace) {
+            i -= 1;
+        }
+        i
+    };
+    // 1. The trailing run of non-space characters.
+    let mut p = token_start(len);
+    // 2. Number-like tokens before it, each after one or two spaces or tabs
+    //    (a line end ends the group). When the text ends in a space, the
+    //    tokens before it are walked the same way: the group may go on.
+    if p == len || number_like(text.get(p..).unwrap_or_default()) {
+        let mut q = p;
+        loop {
+            let mut gap = q;
+            while gap > 0 && q - gap < 2 && matches!(b.get(gap - 1), Some(b' ' | b'\t')) {
+                gap -= 1;
+            }
+            if gap == q || gap == 0 {
+                break;
+            }
+            let start = token_start(gap);
+            let token = text.get(start..gap).unwrap_or_default();
+            if token.is_empty() || !number_like(token) || len - start > MAX_GROUP_BYTES {
+                break;
+            }
+            q = start;
+        }
+        p = q;
+    }
+    // 3. An open PEM block.
+    if let Some(begin) = text.rfind("-----BEGIN") {
+        let after = text.get(begin + 10..).unwrap_or_default();
+        let closed = after
+            .find("-----END")
+            .and_then(|e| after.get(e + 8..))
+            .is_some_and(|rest| rest.contains("-----"));
+        if !closed {
+            p = p.min(begin);
+        }
+    }
+    // 4. The fixed minimum, then the bound.
+    p = p.min(len.saturating_sub(min_bytes));
+    if len - p > max_bytes {
+        p = len - max_bytes;
+    }
+    floor_char_boundary(text, p)
+}
+
+/// The longest group of number-like tokens held (an IBAN with spaces is 42).
+const MAX_GROUP_BYTES: usize = 96;
+
+/// A token that may be one group of a number written with spaces, or a date.
+fn number_like(token: &str) -> bool {
+    if token.bytes().any(|c| c.is_ascii_digit()) {
+        return true;
+    }
+    let t = token.trim_matches(|c: char| matches!(c, ',' | '.' | ':' | ';' | '(' | ')'));
+    if t.is_empty() {
+        // Pure punctuation such as `+`, `-`, `(`, `/`.
+        return token.len() <= 3;
+    }
+    if (2..=3).contains(&t.len()) && t.bytes().all(|c| c.is_ascii_uppercase()) {
+        return true;
+    }
+    is_month(t)
+}
+
+/// Month names and their abbreviations in the languages the DOB patterns read.
+fn is_month(word: &str) -> bool {
+    const MONTHS: &[&str] = &[
+        // en
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec", // de
+        "januar",
+        "februar",
+        "märz",
+        "mai",
+        "juni",
+        "juli",
+        "oktober",
+        "dezember",
+        "jänner",
+        // fr
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre", // es
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "setiembre",
+        "octubre",
+        "noviembre",
+        "diciembre", // it
+        "gennaio",
+        "febbraio",
+        "aprile",
+        "maggio",
+        "giugno",
+        "luglio",
+        "settembre",
+        "ottobre",
+        "dicembre", // nl
+        "januari",
+        "februari",
+        "maart",
+        "mei",
+        "augustus", // pt
+        "janeiro",
+        "fevereiro",
+        "março",
+        "maio",
+        "junho",
+        "julho",
+        "setembro",
+        "outubro",
+        "novembro",
+        "dezembro",
+        "de",
+        "of",
+    ];
+    if word.len() > 12 {
+        return false;
+    }
+    let lower = word.to_lowercase();
+    MONTHS.contains(&lower.as_str())
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(text: &str) -> &str {
+        &text[hold_from(text, 0, 2048)..]
+    }
+
+    #[test]
+    fn prose_waits_one_word() {
+        assert_eq!(held("Hello, how can I"), "I");
+        assert_eq!(held("Hello, how can I "), "");
+        assert_eq!(held("The answer is"), "is");
+        assert_eq!(held(""), "");
+    }
+
+    #[test]
+    fn runs_that_may_grow_are_held() {
+        assert_eq!(held("mail me at jane.doe@exa"), "jane.doe@exa");
+        assert_eq!(held("key sk-ant-api03-abc"), "sk-ant-api03-abc");
+        assert_eq!(held("hi <PERSON_"), "<PERSON_");
+    }
+
+    #[test]
+    fn number_groups_are_held_whole() {
+        assert_eq!(held("Call me at +49 30 1234"), "+49 30 1234");
+        assert_eq!(held("Call me at +49 30 "), "+49 30 ");
+        assert_eq!(held("IBAN DE89 3704 0044"), "DE89 3704 0044");
+        assert_eq!(held("my card: 4111 1111 1111"), "4111 1111 1111");
+        assert_eq!(held("NIN AB 12 34"), "NIN AB 12 34");
+        assert_eq!(held("born on 12 March"), "12 March");
+        assert_eq!(held("born on 12 March "), "12 March ");
+        // A line end ends a group.
+        assert_eq!(held("id 12\n34"), "34");
+        // A word after the group releases it.
+        assert_eq!(held("Call +49 30 1234 5678 now"), "now");
+    }
+
+    #[test]
+    fn open_pem_blocks_are_held() {
+        let t = "here:\n-----BEGIN PRIVATE KEY-----\nMIIEv\nQIBADAN";
+        assert_eq!(held(t), "-----BEGIN PRIVATE KEY-----\nMIIEv\nQIBADAN");
+        let closed = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY----- ok ";
+        assert_eq!(held(closed), "");
+    }
+
+    #[test]
+    fn minimum_and_maximum() {
+        assert_eq!(
+            &"Hello there "[hold_from("Hello there ", 4, 2048)..],
+            "ere "
+        );
+        let long = "x".repeat(5000);
+        assert_eq!(hold_from(&long, 0, 2048), 5000 - 2048);
+        // Char boundaries.
+        let t = "aé".repeat(10);
+        let p = hold_from(&t, 3, 2048);
+        assert!(t.is_char_boundary(p));
+    }
+}
