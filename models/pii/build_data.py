@@ -11,10 +11,13 @@ type and locale, template counts, the split of every frame).
 How the texts are made (see templates.py for the frames):
 - a text is one to three sentence frames of the locale's language, alone (a chat turn),
   inside an email (greeting + frames + sign-off), behind a ticket header, or one
-  structured frame (JSON, log line, tool result, CSV); 5% of chat turns are lower-cased;
+  structured frame (JSON, log line, tool result, CSV); 5% of chat turns are lower-cased
+  (credentials keep their case: lower-cased, most would no longer be valid);
 - placeholders are filled with Faker (names, cities, companies, streets, emails,
-  national phone formats) and with the generators in values.py (E.164 phones, cards,
-  IBANs, national ids, passports, secrets), every validated value valid;
+  national phone formats) and with the generators in values.py (cards, IBANs, national
+  ids, passports, secrets), every validated value valid: check digits computed, phone
+  numbers only where libphonenumber (`phonenumbers`) calls them valid for the locale's
+  country, their E.164 and international forms written by it;
 - split by TEMPLATE: every frame (sentence, greeting, sign-off, structured frame,
   hard-negative frame) belongs to exactly one split (by the sha256 of its text: 20% test,
   10% dev, 70% train); a text uses frames of its split only, so test frames never
@@ -42,6 +45,7 @@ import sys
 import time
 import uuid
 
+import phonenumbers
 from faker import Faker
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,6 +91,24 @@ KEYGEN = {"GITHUB_TOKEN": V.github_token, "GITLAB_TOKEN": V.gitlab_token, "OPENA
           "STRIPE_KEY": V.stripe_key, "AWS_ACCESS_KEY": V.aws_access_key, "AWS_SECRET_KEY": V.aws_secret_key,
           "JWT": V.jwt, "PRIVATE_KEY": V.private_key, "SECRET": V.password}
 PLACEHOLDER = re.compile(r"\{([A-Z_]+)\}")
+# Credentials are case-sensitive: lower-casing one makes another, invalid value (a JWT
+# whose header no longer decodes, "akia..." is no AWS key id, "-----begin ..." no PEM).
+# The lower-case augmentation leaves them as they were pasted.
+CASE_SENSITIVE = {"AWS_ACCESS_KEY", "AWS_SECRET_KEY", "GITHUB_TOKEN", "GITLAB_TOKEN", "OPENAI_API_KEY",
+                  "ANTHROPIC_API_KEY", "SLACK_TOKEN", "GOOGLE_API_KEY", "STRIPE_KEY", "JWT", "PRIVATE_KEY", "SECRET"}
+
+
+def phone_parse(p, loc):
+    """The number `p` as libphonenumber reads it in the locale's country, or None when
+    it is not a valid number of that country (length and prefix rules of its metadata)."""
+    region = loc.split("_")[1]
+    try:
+        num = phonenumbers.parse(p, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if num.country_code != int(CC[loc]) or not phonenumbers.is_valid_number(num):
+        return None
+    return num
 
 
 def sha(s):
@@ -222,31 +244,28 @@ class Gen:
         return self.draw("EMAIL", lambda: f.free_email())
 
     def phone(self, loc):
+        """A national number as Faker writes it, or its E.164 / international form.
+        Only numbers libphonenumber calls valid for the locale's country (Faker writes
+        many that are not: unassigned area codes, wrong lengths, fictional ranges); the
+        international forms keep the national significant number as it is (an Italian
+        landline keeps its leading 0: +39 06 ..., not +39 6 ...)."""
         f = self.fakers[loc]
 
         def national():
             while True:
                 p = f.phone_number()
-                if "x" not in p.lower() and sum(c.isdigit() for c in p) >= 7:
+                if "x" not in p.lower() and sum(c.isdigit() for c in p) >= 7 and phone_parse(p, loc) is not None:
                     return p
 
         def nsn(p):  # national significant number: what the national and E.164 forms share
-            d = re.sub(r"\D", "", p)
-            cc = CC[loc]
-            if p.strip().startswith("+") and d.startswith(cc):
-                d = d[len(cc):]
-            if loc == "en_US" and len(d) == 11 and d.startswith("1"):
-                d = d[1:]
-            return d.lstrip("0")
+            return phonenumbers.national_significant_number(phone_parse(p, loc))
 
         p = self.draw("PHONE", national, key=nsn)
         if self.rng.random() < 0.4:
-            d = nsn(p)
-            cc = CC[loc]
+            num = phone_parse(p, loc)
             if self.rng.random() < 0.5:
-                return f"+{cc}{d}"
-            groups = [d[:3], d[3:6], d[6:]] if len(d) >= 9 else [d[:3], d[3:]]
-            return f"+{cc} " + " ".join(x for x in groups if x)
+                return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+            return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
         return p
 
     def dob(self, loc):
@@ -274,9 +293,11 @@ class Gen:
         raise KeyError(typ)
 
 
-def check_valid(typ, v):
+def check_valid(typ, v, loc):
     """The validated types' values are valid (the generators compute the check digits)."""
     d = re.sub(r"[\s-]", "", v)
+    if typ == "PHONE":
+        return phone_parse(v, loc) is not None
     if typ == "CREDIT_CARD":
         return V.luhn_ok(d)
     if typ == "IBAN":
@@ -364,7 +385,7 @@ def assemble(segs, lower=False):
     text = b""
     spans = []
     for s, typ in segs:
-        if lower:
+        if lower and typ not in CASE_SENSITIVE:
             s = s.lower()
         b = s.encode("utf-8")
         if typ is not None:
@@ -485,7 +506,7 @@ def build_split(split, seed, frames, n):
         text, spans = assemble(segs, lower)
         for s in spans:
             v = text.encode("utf-8")[s["start"]:s["end"]].decode("utf-8")
-            if not lower and not check_valid(s["type"], v):
+            if (not lower or s["type"] in CASE_SENSITIVE or s["type"] == "PHONE") and not check_valid(s["type"], v, loc):
                 raise AssertionError(f"invalid {s['type']} {v!r}")
         out.append({"text": text, "spans": spans, "locale": loc, "template": template})
     return out

@@ -119,10 +119,15 @@ def de_taxid_check(d10):
 
 
 def de_taxid_digits_ok(d10):
+    """The first ten digits of a Steuer-ID: no leading 0, exactly one digit twice or
+    three times and the others at most once; a digit three times not three in a row
+    (BZSt rule since 2016: 1112345678 is no tax id, 1121345678 is)."""
     if d10[0] == "0":
         return False
     counts = sorted((d10.count(c) for c in set(d10)), reverse=True)
-    return counts[0] in (2, 3) and all(x == 1 for x in counts[1:])
+    if counts[0] not in (2, 3) or not all(x == 1 for x in counts[1:]):
+        return False
+    return not any(d10[i] == d10[i + 1] == d10[i + 2] for i in range(8))
 
 
 def aba_ok(v):
@@ -307,8 +312,9 @@ def passport(rng, locale):
         return rs(rng, UP, 3) + rs(rng, DIG, 6)
     if locale == "it_IT":
         return rs(rng, UP, 2) + rs(rng, DIG, 7)
-    if locale == "nl_NL":
-        return rs(rng, UP, 2) + rs(rng, UP + DIG, 6) + rs(rng, DIG, 1)
+    if locale == "nl_NL":  # Dutch document numbers never use the letter O
+        nl = UP.replace("O", "")
+        return rs(rng, nl, 2) + rs(rng, nl + DIG, 6) + rs(rng, DIG, 1)
     if locale == "pt_BR":
         return rs(rng, UP, 2) + rs(rng, DIG, 6)
     if locale == "en_IN":
