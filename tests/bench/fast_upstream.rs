@@ -8,6 +8,11 @@
 //! Usage: `tollgate-bench-upstream [--port N]` (0, the default, picks a free
 //! port). Prints `READY <port>` on stdout once listening. Any error on a
 //! connection (malformed request, I/O error) closes that connection.
+//!
+//! With `x-bench-stream: N` it streams instead: an OpenAI Chat SSE reply of N
+//! content deltas (one word each), then the finish chunk and `[DONE]`, each
+//! event in its own HTTP chunk and `write`, `x-bench-chunk-delay-us: D`
+//! microseconds apart (default 0), so the filter sees one event per callback.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -103,14 +108,77 @@ fn serve(stream: TcpStream, response: &[u8]) {
     let mut line = Vec::with_capacity(256);
     loop {
         match read_request(&mut reader, &mut line) {
-            Ok(Some(keep_alive)) => {
-                if writer.write_all(response).is_err() || !keep_alive {
+            Ok(Some(req)) => {
+                let sent = match req.stream {
+                    Some((n, delay)) => write_stream(&mut writer, n, delay),
+                    None => writer.write_all(response),
+                };
+                if sent.is_err() || !req.keep_alive {
                     return;
                 }
             }
             Ok(None) | Err(_) => return,
         }
     }
+}
+
+const WORDS: &[&str] = &[
+    "The ",
+    "answer ",
+    "to ",
+    "your ",
+    "question ",
+    "depends ",
+    "on ",
+    "the ",
+    "context, ",
+    "but ",
+    "in ",
+    "most ",
+    "cases ",
+    "it ",
+    "is ",
+    "fine. ",
+];
+
+/// An SSE reply of `n` one-word deltas, one HTTP chunk per event.
+fn write_stream(w: &mut TcpStream, n: usize, delay_us: u64) -> io::Result<()> {
+    w.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n",
+    )?;
+    let chunk = |w: &mut TcpStream, ev: &str| -> io::Result<()> {
+        w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes())
+    };
+    let head = r#"data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":"#;
+    chunk(
+        w,
+        &format!(
+            "{head}{{\"role\":\"assistant\",\"content\":\"\"}},\"finish_reason\":null}}]}}\n\n"
+        ),
+    )?;
+    for i in 0..n {
+        if delay_us > 0 {
+            thread::sleep(std::time::Duration::from_micros(delay_us));
+        }
+        let word = WORDS.get(i % WORDS.len()).copied().unwrap_or("x ");
+        chunk(
+            w,
+            &format!("{head}{{\"content\":\"{word}\"}},\"finish_reason\":null}}]}}\n\n"),
+        )?;
+    }
+    chunk(
+        w,
+        &format!("{head}{{}},\"finish_reason\":\"stop\"}}]}}\n\n"),
+    )?;
+    chunk(w, "data: [DONE]\n\n")?;
+    w.write_all(b"0\r\n\r\n")
+}
+
+/// What a request asks of the upstream.
+struct Request {
+    keep_alive: bool,
+    /// `x-bench-stream` deltas and `x-bench-chunk-delay-us`.
+    stream: Option<(usize, u64)>,
 }
 
 /// How the request body is framed.
@@ -120,8 +188,8 @@ enum Framing {
 }
 
 /// Read one request (head and body, body discarded). `Ok(None)` is a clean
-/// close before a new request; `Ok(Some(keep_alive))` a complete request.
-fn read_request(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<Option<bool>> {
+/// close before a new request.
+fn read_request(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<Option<Request>> {
     // Request line (tolerate blank lines before it, as RFC 9112 allows).
     let request_line = loop {
         if !read_line(r, line)? {
@@ -136,6 +204,8 @@ fn read_request(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<
     let mut keep_alive = !http10;
     let mut framing = Framing::Length(0);
     let mut headers = 0usize;
+    let mut stream: Option<usize> = None;
+    let mut delay_us = 0u64;
     loop {
         if !read_line(r, line)? {
             return Err(bad("connection closed inside the headers"));
@@ -163,6 +233,12 @@ fn read_request(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<
             if value.to_ascii_lowercase().contains("chunked") {
                 framing = Framing::Chunked;
             }
+        } else if name.eq_ignore_ascii_case(b"x-bench-stream") {
+            stream = Some(value.parse().map_err(|_| bad("bad x-bench-stream"))?);
+        } else if name.eq_ignore_ascii_case(b"x-bench-chunk-delay-us") {
+            delay_us = value
+                .parse()
+                .map_err(|_| bad("bad x-bench-chunk-delay-us"))?;
         } else if name.eq_ignore_ascii_case(b"connection") {
             let v = value.to_ascii_lowercase();
             if v.contains("close") {
@@ -176,7 +252,10 @@ fn read_request(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<
         Framing::Length(n) => discard(r, n)?,
         Framing::Chunked => read_chunked(r, line)?,
     }
-    Ok(Some(keep_alive))
+    Ok(Some(Request {
+        keep_alive,
+        stream: stream.map(|n| (n.min(100_000), delay_us.min(1_000_000))),
+    }))
 }
 
 fn read_chunked(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<()> {

@@ -77,6 +77,15 @@ const CASES: &[Case] = &[
     ("pii_hard_negatives_pass_byte_for_byte", pii_negatives),
     ("pii_pseudonyms_with_the_official_sdks", pii_sdks),
     ("pii_person_names_found_by_ner_and_restored", pii_ner),
+    (
+        "stream_sdks_mask_restore_and_block_across_chunks",
+        stream_sdks,
+    ),
+    ("stream_benign_arrives_byte_for_byte", stream_benign),
+    (
+        "stream_compressed_passes_unscanned_and_counted",
+        stream_compressed,
+    ),
 ];
 
 /// Cases that need no running Envoy.
@@ -1017,6 +1026,176 @@ fn pii_sdks(ctx: &Ctx) -> Result<()> {
             "upstream got {body}"
         );
     }
+    Ok(())
+}
+
+/// Streams through the default policy with the official SDKs' streaming
+/// clients: the upstream replies in 3-byte deltas written 7 bytes at a time.
+fn stream_sdks(ctx: &Ctx) -> Result<()> {
+    let before = ctx.envoy.prometheus()?;
+    let v = python_json(
+        "tests/clients/stream_sdk_check.py",
+        &["--base-url", &ctx.envoy.url("/v1")],
+    )?;
+    check_eq!(v["ok"], true);
+    let prompt = v["prompt"].as_str().unwrap_or_default();
+    let masked = "Write to [EMAIL] or call [PHONE] now.";
+    // Placeholders split over deltas are restored; values split over deltas masked.
+    for key in ["openai_restore", "anthropic_restore"] {
+        check_eq!(v[key]["text"], prompt);
+        check_eq!(v[key]["error"], Value::Null);
+    }
+    for key in ["openai_mask", "anthropic_mask"] {
+        check_eq!(v[key]["text"], masked);
+    }
+    check_eq!(v["responses_mask"]["text"], masked);
+    check_eq!(v["responses_mask"]["final"], masked);
+    // A leaked key ends the stream with the API's error, the key never arrives.
+    let ob = &v["openai_block"];
+    check_eq!(ob["error"]["exception"], "APIError");
+    check_eq!(ob["error"]["code"], "content_policy_violation");
+    let ab = &v["anthropic_block"];
+    check!(!ab["error"].is_null(), "anthropic stream not ended: {ab}");
+    for b in [ob, ab] {
+        let text = b["text"].as_str().unwrap_or_default();
+        check!(
+            "Sure, the deploy key is ".starts_with(text),
+            "got past the finding: {text:?}"
+        );
+    }
+    // Tool calls: arguments checked whole before the client sees them.
+    let want_args = r#"{"to": "[EMAIL]", "subject": "status"}"#;
+    check_eq!(v["openai_tool"]["args"], want_args);
+    check_eq!(v["anthropic_tool"]["args"], want_args);
+    check_eq!(v["openai_tool_block"]["tool_deltas"], 0);
+    check!(
+        !v["openai_tool_block"]["error"].is_null(),
+        "tool call leak not blocked"
+    );
+    // Usage: the client that did not ask never sees it; the one that asked does.
+    let u = &v["openai_usage"];
+    check_eq!(u["text"], "count me");
+    check_eq!(u["usage_without_asking"], false);
+    check_eq!(u["usage_when_asked"]["completion_tokens"], 2);
+    // What the upstream got: placeholders, and include_usage when not asked.
+    let reqs = ctx.up.requests()?;
+    let mut chat_streams = 0;
+    for req in &reqs {
+        let body = String::from_utf8_lossy(&recorded_body(req)).into_owned();
+        check!(
+            !body.contains("jane.roe") && !body.contains("7946"),
+            "upstream got {body}"
+        );
+        check_eq!(
+            recorded_header(req, "accept-encoding").as_deref(),
+            Some("identity")
+        );
+        if req["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/chat/completions"))
+        {
+            chat_streams += 1;
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            check_eq!(v["stream_options"]["include_usage"], true);
+        }
+    }
+    // Every OpenAI chat stream carried include_usage upstream, asked or not.
+    check_eq!(chat_streams, 8);
+    let after = ctx.envoy.prometheus()?;
+    let delta = |s: &str| prom_value(&after, s) - prom_value(&before, s);
+    check_eq!(
+        delta("tollgate_responses_blocked{reason=\"aws_access_key\"}"),
+        2.0
+    );
+    check_eq!(
+        delta("tollgate_responses_blocked{reason=\"github_token\"}"),
+        1.0
+    );
+    check!(
+        delta("tollgate_streams_scanned{}") >= 12.0,
+        "streams_scanned {}",
+        delta("tollgate_streams_scanned{}")
+    );
+    check!(
+        delta("tollgate_tokens_output{}") > 0.0,
+        "no output tokens counted"
+    );
+    Ok(())
+}
+
+/// A benign stream, written in 5-byte pieces with 2-byte deltas, arrives as
+/// the upstream sent it (also when the filter asked for usage on the way).
+fn stream_benign(ctx: &Ctx) -> Result<()> {
+    let headers = ["x-mock-chunk-bytes: 2", "x-mock-write-bytes: 5"];
+    for body in [
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "Stream this back: Café ☕ 42 items, order 7731-22."}]}),
+        json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "and with usage please"}]}),
+    ] {
+        let body = body.to_string();
+        ctx.up.reset()?;
+        let expected = post(
+            &format!("http://127.0.0.1:{}/v1/chat/completions", ctx.up.port),
+            body.as_bytes(),
+            &headers,
+        )?;
+        ctx.up.reset()?;
+        let r = post(
+            &ctx.envoy.url("/v1/chat/completions"),
+            body.as_bytes(),
+            &headers,
+        )?;
+        check_eq!(r.status, 200);
+        check!(
+            r.body == expected.body,
+            "stream changed:\n{}\nvs\n{}",
+            r.text(),
+            expected.text()
+        );
+    }
+    // Anthropic too.
+    let body = json!({"model": "claude-haiku-4-5", "max_tokens": 50, "stream": true, "messages": [{"role": "user", "content": "Grüße, 3 Äpfel für 2,50 €"}]}).to_string();
+    ctx.up.reset()?;
+    let expected = post(
+        &format!("http://127.0.0.1:{}/v1/messages", ctx.up.port),
+        body.as_bytes(),
+        &headers,
+    )?;
+    ctx.up.reset()?;
+    let r = post(&ctx.envoy.url("/v1/messages"), body.as_bytes(), &headers)?;
+    check!(
+        r.body == expected.body,
+        "anthropic stream changed:\n{}",
+        r.text()
+    );
+    Ok(())
+}
+
+/// An upstream that compresses although asked not to: the stream passes
+/// unscanned (the client gets the gzip bytes) and is counted.
+fn stream_compressed(ctx: &Ctx) -> Result<()> {
+    let before = prom_value(
+        &ctx.envoy.prometheus()?,
+        "tollgate_responses_unscanned{reason=\"encoded\"}",
+    );
+    let body = json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "zip me"}]}).to_string();
+    let r = post(
+        &ctx.envoy.url("/v1/chat/completions"),
+        body.as_bytes(),
+        &["x-mock-content-encoding: gzip", "accept-encoding: gzip"],
+    )?;
+    check_eq!(r.status, 200);
+    check_eq!(r.header("content-encoding"), Some("gzip"));
+    check!(r.body.starts_with(&[0x1f, 0x8b]), "not gzip");
+    let reqs = ctx.up.requests()?;
+    check_eq!(
+        recorded_header(&reqs[reqs.len() - 1], "accept-encoding").as_deref(),
+        Some("identity")
+    );
+    let after = prom_value(
+        &ctx.envoy.prometheus()?,
+        "tollgate_responses_unscanned{reason=\"encoded\"}",
+    );
+    check_eq!(after - before, 1.0);
     Ok(())
 }
 

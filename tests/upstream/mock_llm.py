@@ -32,6 +32,13 @@ text of the last user message. Test-control request headers:
                                error body instead of a normal answer
   x-mock-delay-ms: N           wait N ms before sending the response head
   x-mock-chunk-delay-ms: N     wait N ms between SSE events
+  x-mock-write-bytes: N        write a streamed body in pieces of at most N bytes,
+                               each its own HTTP chunk (splits events mid-line)
+  x-mock-tool-call: BASE64     base64 of JSON {"name": ..., "arguments": "..."}:
+                               a streamed Chat or Anthropic reply ends with this
+                               tool call, its arguments split like the text
+  x-mock-content-encoding: gzip  compress the response body whatever the client
+                               accepts (a misbehaving upstream)
 
 Every request (other than /__mock/* and /healthz) is recorded: method, path,
 headers as [name, value] pairs in received order, the exact body bytes as base64,
@@ -41,6 +48,7 @@ their sha256 and length, and whether the body came chunked.
 import argparse
 import base64
 import collections
+import gzip
 import hashlib
 import http.server
 import json
@@ -268,7 +276,15 @@ def chat_completions(req, reply, n, chunk_bytes, model):
     events = [chunk({"role": "assistant", "content": "", "refusal": None})]
     for piece in split_utf8(reply, chunk_bytes):
         events.append(chunk({"content": piece}))
-    events.append(chunk({}, "stop"))
+    tool = req.get("_mock_tool_call")
+    if tool:
+        events.append(chunk({"tool_calls": [{"index": 0, "id": "call_mock_%d" % n, "type": "function",
+                                             "function": {"name": tool["name"], "arguments": ""}}]}))
+        for piece in split_utf8(tool["arguments"], chunk_bytes):
+            events.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        events.append(chunk({}, "tool_calls"))
+    else:
+        events.append(chunk({}, "stop"))
     if include_usage:
         events.append(sse({
             "id": cid,
@@ -515,8 +531,18 @@ def anthropic_messages(req, reply, n, chunk_bytes, model):
         events.append(sse({"type": "content_block_delta", "index": 0,
                            "delta": {"type": "text_delta", "text": piece}}, event="content_block_delta"))
     events.append(sse({"type": "content_block_stop", "index": 0}, event="content_block_stop"))
+    tool = req.get("_mock_tool_call")
+    if tool:
+        events.append(sse({"type": "content_block_start", "index": 1, "content_block": {
+            "type": "tool_use", "id": "toolu_mock_%d" % n, "name": tool["name"], "input": {}}},
+            event="content_block_start"))
+        for piece in split_utf8(tool["arguments"], chunk_bytes):
+            events.append(sse({"type": "content_block_delta", "index": 1,
+                               "delta": {"type": "input_json_delta", "partial_json": piece}},
+                              event="content_block_delta"))
+        events.append(sse({"type": "content_block_stop", "index": 1}, event="content_block_stop"))
     events.append(sse({"type": "message_delta",
-                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                       "delta": {"stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None},
                        "usage": {"output_tokens": out_tok}}, event="message_delta"))
     events.append(sse({"type": "message_stop"}, event="message_stop"))
     return events
@@ -642,6 +668,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def send_sse(self, events, chunk_delay, extra_headers=()):
         chunked = self.request_version != "HTTP/1.0"
+        write_bytes = self.header_int("x-mock-write-bytes", 0)
+        if self.headers.get("x-mock-content-encoding", "").strip().lower() == "gzip":
+            events = [gzip.compress(b"".join(events), mtime=0)]
+            extra_headers = list(extra_headers) + [("Content-Encoding", "gzip")]
+        elif write_bytes > 0:
+            data = b"".join(events)
+            events = [data[i:i + write_bytes] for i in range(0, len(data), write_bytes)]
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
@@ -661,6 +694,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(ev), ev))
             else:
                 self.wfile.write(ev)
+            if write_bytes > 0:
+                self.wfile.flush()
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
@@ -708,6 +743,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(payload, list):
             self.send_sse(payload, chunk_delay, extra)
         else:
+            if self.headers.get("x-mock-content-encoding", "").strip().lower() == "gzip":
+                payload = gzip.compress(payload, mtime=0)
+                extra.append(("Content-Encoding", "gzip"))
             self.send_plain(status, payload, extra_headers=extra)
 
     def header_int(self, name, default):
@@ -758,6 +796,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 400, dumps(openai_error("The request body must be a JSON object.", code="invalid_json")), 0
 
         model = req.get("model") if isinstance(req.get("model"), str) else "mock-model"
+        tool_header = self.headers.get("x-mock-tool-call")
+        if tool_header is not None:
+            try:
+                raw = tool_header.strip()
+                tool = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8"))
+                req["_mock_tool_call"] = {"name": str(tool["name"]), "arguments": str(tool["arguments"])}
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                raise BadRequest("x-mock-tool-call must be base64 of JSON {name, arguments}",
+                                 code="invalid_mock_header")
 
         forced_reply = self.headers.get("x-mock-reply")
         reply = None

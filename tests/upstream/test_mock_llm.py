@@ -347,6 +347,39 @@ class TestEndpoints(MockTestBase):
         self.assertEqual(md["delta"]["stop_reason"], "end_turn")
         self.assertEqual(md["usage"]["output_tokens"], len(reply.split()))
 
+    def test_tool_call_streams(self):
+        tool = {"name": "send_mail", "arguments": json.dumps({"to": "ops", "body": "hi"})}
+        hdrs = {"x-mock-reply": b64("ok"), "x-mock-chunk-bytes": "4",
+                "x-mock-tool-call": b64(json.dumps(tool))}
+        events = self.post_sse("/v1/chat/completions", {"model": "m", "stream": True,
+                                                       "messages": [{"role": "user", "content": "x"}]}, hdrs)
+        datas = [json.loads(d) for _, d in events if d != "[DONE]"]
+        calls = [c for d in datas for c in d["choices"][0]["delta"].get("tool_calls", [])]
+        self.assertEqual(calls[0]["function"]["name"], "send_mail")
+        self.assertEqual("".join(c["function"]["arguments"] for c in calls), tool["arguments"])
+        self.assertEqual(datas[-1]["choices"][0]["finish_reason"], "tool_calls")
+        events = self.post_sse("/v1/messages", {"model": "c", "max_tokens": 10, "stream": True,
+                                                "messages": [{"role": "user", "content": "x"}]}, hdrs)
+        datas = [json.loads(d) for _, d in events]
+        start = [d for d in datas if d["type"] == "content_block_start" and d["index"] == 1][0]
+        self.assertEqual(start["content_block"]["name"], "send_mail")
+        parts = [d["delta"]["partial_json"] for d in datas
+                 if d["type"] == "content_block_delta" and d["index"] == 1]
+        self.assertEqual("".join(parts), tool["arguments"])
+
+    def test_write_bytes_and_forced_gzip(self):
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hello there"}]}
+        self.reset()
+        whole = self.request("POST", "/v1/chat/completions", body)[1]
+        self.reset()
+        split = self.request("POST", "/v1/chat/completions", body, {"x-mock-write-bytes": "7"})[1]
+        self.assertEqual(split, whole)
+        self.reset()
+        resp, data = self.request("POST", "/v1/chat/completions", body, {"x-mock-content-encoding": "gzip"})
+        self.assertEqual(resp.getheader("Content-Encoding"), "gzip")
+        import gzip
+        self.assertEqual(gzip.decompress(data), whole)
+
     def test_count_tokens(self):
         status, obj = self.post_json("/v1/messages/count_tokens",
                                      {"model": "c", "messages": [{"role": "user", "content": "a b c"}]})

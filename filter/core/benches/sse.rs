@@ -6,7 +6,10 @@
 //! 100-byte chunks so most chunks end mid-line. Goal: well under 1 us per
 //! 100-byte chunk for the parser.
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use tollgate_core::sse::{classify, rebuild, SseEvent, SseParser, StreamApi};
+use std::rc::Rc;
+use tollgate_core::redact::Pseudonyms;
+use tollgate_core::sse::{classify, rebuild, SseEvent, SseParser, StreamApi, StreamScanner};
+use tollgate_core::Policy;
 
 fn chat_stream() -> Vec<u8> {
     let reply = "Here is the summary you asked for: the committee met on Tuesday, \
@@ -89,6 +92,34 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    // The whole streaming scanner with the default policy (PII patterns on
+    // every window, hold-back, rebuild): per event, the filter's cost per chunk.
+    let policy = match Policy::default_policy() {
+        Ok(p) => Rc::new(p),
+        Err(e) => unreachable!("{e}"),
+    };
+    let event_bytes: Vec<Vec<u8>> = events.iter().map(|e| e.raw.clone()).collect();
+    g.bench_function(
+        "scanner/default policy, one event per chunk (per element = one event)",
+        |b| {
+            let mut out = Vec::with_capacity(4096);
+            b.iter(|| {
+                let mut s = StreamScanner::new(
+                    StreamApi::OpenaiChat,
+                    policy.clone(),
+                    Pseudonyms::default(),
+                    false,
+                );
+                for ev in &event_bytes {
+                    s.push(black_box(ev), &mut out);
+                    out.clear();
+                }
+                s.finish(&mut out);
+                black_box(&out);
+                out.clear();
+            })
+        },
+    );
     g.finish();
 }
 

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Streaming A/B: the same SSE stream through Envoy without and with the filter.
+
+Both Envoys (envoy/bench-without.yaml, envoy/bench-with.yaml: the shipped wasm
+with the default policy) run side by side in front of the fast upstream, which
+streams an OpenAI Chat reply of N one-word deltas, one event per HTTP chunk
+(`x-bench-stream: N`). A client on a raw keep-alive socket sends the request
+and times, per stream, the first content delta (time to first token) and the
+end of the stream. Requests alternate between the two Envoys, so both see the
+same machine noise. Reported, as differences of medians:
+
+  * added time to first token (goal <= 1 ms);
+  * added time per chunk: (stream time with - without) / events (goal p50 <= 10 us).
+
+The request asks for no usage, so the filter also adds
+`stream_options.include_usage` and removes the usage chunk: the full path.
+
+    stream_ab.py [--streams 200] [--chunks 200] [--out target/bench/stream.json]
+"""
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ab  # noqa: E402  (the same process handling, configs and upstream)
+
+GOAL_TTFT_ADDED_MS = 1.0
+GOAL_CHUNK_ADDED_US = 10.0
+
+
+def read_stream(sock: socket.socket, buf: bytearray) -> tuple[float, float, bytes]:
+    """Read one chunked SSE response; (time of the first content delta, time of
+    the end, body). Times are time.perf_counter() values."""
+    first = 0.0
+    body = bytearray()
+    # Head.
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise ab.BenchError("connection closed in the response head")
+        buf += data
+    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise ab.BenchError(f"bad response: {head[:200]!r}")
+    buf[:] = rest
+    # Chunks until the last one.
+    while True:
+        while b"\r\n" not in buf:
+            data = sock.recv(65536)
+            if not data:
+                raise ab.BenchError("connection closed inside the body")
+            buf += data
+        line, _, rest = bytes(buf).partition(b"\r\n")
+        size = int(line.split(b";")[0], 16)
+        while len(rest) < size + 2:
+            data = sock.recv(65536)
+            if not data:
+                raise ab.BenchError("connection closed inside a chunk")
+            rest += data
+        chunk = rest[:size]
+        buf[:] = rest[size + 2:]
+        if size == 0:
+            return first, time.perf_counter(), bytes(body)
+        body += chunk
+        if not first and b'"content":"' in chunk and b'"content":""' not in chunk:
+            first = time.perf_counter()
+
+
+def one(sock, buf, port: int, payload: bytes, chunks: int) -> tuple[float, float, bytes]:
+    req = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
+           f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n"
+           f"x-bench-stream: {chunks}\r\n\r\n").encode() + payload
+    t0 = time.perf_counter()
+    sock.sendall(req)
+    first, end, body = read_stream(sock, buf)
+    return (first - t0) * 1e3, (end - t0) * 1e6, body
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--streams", type=int, default=200, help="streams per Envoy (default 200)")
+    ap.add_argument("--chunks", type=int, default=200, help="content deltas per stream (default 200)")
+    ap.add_argument("--envoy", help="Envoy binary (default .venv/bin/envoy)")
+    ap.add_argument("--out", type=Path, default=ab.ROOT / "target/bench/stream.json")
+    a = ap.parse_args()
+    a.streams = max(10, min(a.streams, 2000))
+    a.chunks = max(10, min(a.chunks, 5000))
+    envoy = ab.find_envoy(a.envoy)
+    workdir = ab.ROOT / "target/bench"
+    workdir.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [
+        {"role": "user", "content": "Tell me whether the context matters."}]}).encode()
+    try:
+        up, up_port = ab.start_upstream(None)
+        envoys = {v: ab.Envoy(v, envoy, up_port, workdir, 0, None) for v in ("without", "with")}
+        for e in envoys.values():
+            e.wait_ready(timeout=120)
+        socks = {}
+        for v, e in envoys.items():
+            s = socket.create_connection(("127.0.0.1", e.port))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks[v] = (s, bytearray())
+        # Warm-up, and the two answers must carry the same text.
+        bodies = {}
+        for _ in range(10):
+            for v, e in envoys.items():
+                bodies[v] = one(*socks[v], e.port, payload, a.chunks)[2]
+        if bodies["with"].count(b"data: ") != a.chunks + 3 or b"usage" in bodies["with"]:
+            raise ab.BenchError("the filtered stream is not the upstream's stream")
+        ttft = {v: [] for v in envoys}
+        total = {v: [] for v in envoys}
+        for _ in range(a.streams):
+            for v, e in envoys.items():
+                t, d, _ = one(*socks[v], e.port, payload, a.chunks)
+                ttft[v].append(t)
+                total[v].append(d)
+        stats = envoys["with"].stats()
+    finally:
+        ab.stop_all()
+    med = {v: (statistics.median(ttft[v]), statistics.median(total[v])) for v in ttft}
+    events = a.chunks + 3
+    added_ttft = med["with"][0] - med["without"][0]
+    added_chunk = (med["with"][1] - med["without"][1]) / events
+    summary = {
+        "streams": a.streams,
+        "events_per_stream": events,
+        "ttft_ms_median": {v: round(med[v][0], 3) for v in med},
+        "stream_us_median": {v: round(med[v][1], 1) for v in med},
+        "added_ttft_ms": round(added_ttft, 3),
+        "added_us_per_chunk": round(added_chunk, 2),
+        "goal_ttft_ms": GOAL_TTFT_ADDED_MS,
+        "goal_us_per_chunk": GOAL_CHUNK_ADDED_US,
+        "streams_scanned": stats.get("tollgate_streams_scanned"),
+    }
+    a.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"streams: {a.streams} per Envoy, {events} events each (one per HTTP chunk)")
+    print(f"time to first token, median: without {med['without'][0]:.3f} ms, with {med['with'][0]:.3f} ms"
+          f" -> added {added_ttft:.3f} ms (goal <= {GOAL_TTFT_ADDED_MS} ms)"
+          f" {'met' if added_ttft <= GOAL_TTFT_ADDED_MS else 'MISSED'}")
+    print(f"whole stream, median: without {med['without'][1]:.0f} us, with {med['with'][1]:.0f} us"
+          f" -> added {added_chunk:.2f} us per chunk (goal <= {GOAL_CHUNK_ADDED_US} us)"
+          f" {'met' if added_chunk <= GOAL_CHUNK_ADDED_US else 'MISSED'}")
+    print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
