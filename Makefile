@@ -96,6 +96,7 @@ py-test: venv
 bench: setup wasm
 	$(CARGO) build --release -p tollgate-e2e --bin tollgate-bench-upstream
 	$(VPY) tests/bench/ab.py
+	$(VPY) tests/bench/stream_ab.py
 
 # The injection model: trained here from ../shared/data and registry packages (CPU, fixed seed, ~2 min).
 MODEL_VENV := target/model-venv

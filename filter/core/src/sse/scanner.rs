@@ -36,6 +36,9 @@ use std::rc::Rc;
 /// context words ("card number: ...") and matches that started just before.
 pub const CONTEXT_BYTES: usize = 64;
 
+/// Most text streams (choices, blocks, tool calls) one response may open.
+pub const MAX_KEYS: usize = 256;
+
 /// Token usage of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
@@ -218,6 +221,8 @@ pub struct StreamScanner {
     text_bytes: u64,
     any_detector: bool,
     events: Vec<SseEvent>,
+    /// Bytes of the events waiting in `queue` (bounded by `maxBodyBytes`).
+    queued_bytes: usize,
 }
 
 impl StreamScanner {
@@ -245,6 +250,7 @@ impl StreamScanner {
             text_bytes: 0,
             any_detector,
             events: Vec::new(),
+            queued_bytes: 0,
         }
     }
 
@@ -410,6 +416,20 @@ impl StreamScanner {
         if self.strip_usage && !q.drop && q.ev.data.contains("\"usage\"") {
             q.strip_usage = true;
         }
+        if self.keys.len() > MAX_KEYS {
+            let msg = format!("the upstream stream opened more than {MAX_KEYS} text streams");
+            self.fail(out, "BAD_STREAM", StreamErrorKind::BadStream, &msg);
+            return;
+        }
+        self.queued_bytes += q.ev.raw.len();
+        if self.queued_bytes > self.policy.max_body_bytes {
+            let msg = format!(
+                "the stream held more than {} bytes waiting for a check",
+                self.policy.max_body_bytes
+            );
+            self.fail(out, "BAD_STREAM", StreamErrorKind::BadStream, &msg);
+            return;
+        }
         self.queue.push_back(q);
         touched.sort_unstable();
         touched.dedup();
@@ -556,6 +576,7 @@ impl StreamScanner {
             let Some(q) = self.queue.pop_front() else {
                 break;
             };
+            self.queued_bytes = self.queued_bytes.saturating_sub(q.ev.raw.len());
             if q.drop {
                 self.outcome.dropped_events += 1;
                 continue;
@@ -672,6 +693,7 @@ impl StreamScanner {
         message: &str,
     ) {
         self.queue.clear();
+        self.queued_bytes = 0;
         self.outcome.blocked = Some(reason);
         self.closed = true;
         out.extend_from_slice(&error_event(self.api, kind, message));

@@ -485,3 +485,73 @@ fn random_splits_give_the_same_output() {
         }
     }
 }
+
+#[test]
+fn responses_function_calls_are_held_and_their_snapshots_match() {
+    let p = default_policy();
+    let ev = |ty: &str, body: serde_json::Value| format!("event: {ty}\ndata: {body}\n\n");
+    let args = r#"{"to":"bob@corp.example"}"#;
+    let mut s = String::new();
+    s += &ev(
+        "response.output_item.added",
+        json!({"type":"response.output_item.added","output_index":0,"item":{"type":"function_call","id":"fc_1","call_id":"call_1","name":"send_mail","arguments":""}}),
+    );
+    s += &ev(
+        "response.function_call_arguments.delta",
+        json!({"type":"response.function_call_arguments.delta","output_index":0,"item_id":"fc_1","delta":"{\"to\":\"bob@co"}),
+    );
+    let held = s.len();
+    s += &ev(
+        "response.function_call_arguments.delta",
+        json!({"type":"response.function_call_arguments.delta","output_index":0,"item_id":"fc_1","delta":"rp.example\"}"}),
+    );
+    s += &ev(
+        "response.function_call_arguments.done",
+        json!({"type":"response.function_call_arguments.done","output_index":0,"item_id":"fc_1","arguments":args}),
+    );
+    s += &ev(
+        "response.output_item.done",
+        json!({"type":"response.output_item.done","output_index":0,"item":{"type":"function_call","id":"fc_1","call_id":"call_1","name":"send_mail","arguments":args}}),
+    );
+    let mut sc = StreamScanner::new(
+        StreamApi::OpenaiResponses,
+        p.clone(),
+        Pseudonyms::default(),
+        false,
+    );
+    let mut out = Vec::new();
+    sc.push(&s.as_bytes()[..held], &mut out);
+    assert!(
+        out.is_empty(),
+        "function call released before it was complete"
+    );
+    sc.push(&s.as_bytes()[held..], &mut out);
+    sc.finish(&mut out);
+    let o = String::from_utf8_lossy(&out);
+    assert!(!o.contains("bob@"), "{o}");
+    // The deltas and both snapshots carry the same masked arguments.
+    assert_eq!(o.matches(r#"{\"to\":\"[EMAIL]\"}"#).count(), 2, "{o}");
+    assert!(o.contains(r#""delta":"{\"to\":\"[EMAIL]""#), "{o}");
+}
+
+#[test]
+fn what_a_stream_holds_is_bounded() {
+    // Events queued behind a tool call that never ends: at most maxBodyBytes.
+    let p = policy(
+        r#"{"schemaVersion":1,"maxBodyBytes":4096,"detectors":[{"type":"pii","id":"pii","ner":false}]}"#,
+    );
+    let mut s = String::from("data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]},\"finish_reason\":null}]}\n\n");
+    for i in 0..100 {
+        s += &format!("data: {{\"choices\":[{{\"index\":1,\"delta\":{{\"content\":\"word{i} \"}},\"finish_reason\":null}}]}}\n\n");
+    }
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, s.as_bytes());
+    assert_eq!(outcome.blocked, Some("BAD_STREAM"));
+    assert!(String::from_utf8_lossy(&out).contains("invalid_upstream_stream"));
+    // Too many text streams.
+    let mut s = String::new();
+    for i in 0..300 {
+        s += &format!("data: {{\"choices\":[{{\"index\":{i},\"delta\":{{\"content\":\"x\"}},\"finish_reason\":null}}]}}\n\n");
+    }
+    let (_, outcome) = run(StreamApi::OpenaiChat, &default_policy(), s.as_bytes());
+    assert_eq!(outcome.blocked, Some("BAD_STREAM"));
+}
