@@ -8,7 +8,8 @@
 //! boundary, and words of at most four bytes must also end at one ("tel" does not fire in "hotel" nor in "tell"), longer words are
 //! prefixes ("telefon" fires in "Telefonnummer"). Dates of birth and
 //! passport numbers, reported only next to a word, also accept one starting
-//! within [`AFTER`] bytes after them ("am 15.03.1985 geboren").
+//! within [`AFTER`] bytes after them in the same sentence ("am 15.03.1985 in
+//! Bad Kissingen geboren").
 
 use super::types::PiiType;
 use super::PiiPatternError;
@@ -17,10 +18,18 @@ use std::collections::HashMap;
 /// Bytes before a match searched for context words.
 pub const WINDOW: usize = 64;
 /// Bytes after a date of birth or passport number where a context word
-/// still counts ("am 15.03.1985 geboren").
+/// still counts, in the same sentence ("am 15.03.1985 geboren"; dates of
+/// birth: [`AFTER_BIRTH`]).
 pub const AFTER: usize = 16;
-/// Added to the base score by a context word (capped at 1.0).
+/// For a date of birth, a word up to this many bytes after it counts (the
+/// city of birth may come first: "am 15.03.1985 in Eisenhüttenstadt geboren").
+pub const AFTER_BIRTH: usize = 48;
+/// Added to the base score by a context word in the match's sentence (capped at 1.0).
 pub const BOOST: f32 = 0.35;
+/// Added by a context word only in an earlier sentence of the window: weaker
+/// evidence ("SSN 536-22-8726. Routing number 021000021": the routing word
+/// beats the SSN word for the second number).
+pub const BOOST_EARLIER: f32 = 0.2;
 /// Taken off the score by a negative word.
 pub const PENALTY: f32 = 0.3;
 
@@ -76,7 +85,10 @@ pub fn words(kind: PiiType) -> &'static [&'static str] {
             "número",
             "numero",
             "contactar",
-            "contattare",
+            "contatta",
+            "richiamat",
+            "ligou",
+            "retorno",
             "chiamami",
             "bereiken",
             "bereikbaar",
@@ -215,6 +227,17 @@ pub fn words(kind: PiiType) -> &'static [&'static str] {
             "nascimento",
             "nascido",
             "nascida",
+            "birth",
+            "nació",
+            "nacio",
+            "nac.",
+            "cumpleaños",
+            "cumpleanos",
+            "nacque",
+            "compleanno",
+            "verjaardag",
+            "nasceu",
+            "aniversário",
         ],
         _ => &[],
     }
@@ -364,6 +387,26 @@ fn sentence_end(b: &[u8], from: usize, to: usize) -> usize {
     to
 }
 
+/// Whether `between` (the text from a date to a birth word further on) is a
+/// place of birth: a preposition, then capitalised words (" in Bad
+/// Kissingen ", " in Main-Höchst ", " à Saint-Étienne ").
+fn place_between(between: &str) -> bool {
+    let mut words = between.split_whitespace();
+    let prep = words.next().is_some_and(|w| {
+        ["in", "im", "à", "a", "en", "em", "te", "at"]
+            .iter()
+            .any(|p| w.eq_ignore_ascii_case(p))
+    });
+    let mut places = 0;
+    for w in words {
+        if !w.chars().next().is_some_and(char::is_uppercase) {
+            return false;
+        }
+        places += 1;
+    }
+    prep && (1..=4).contains(&places)
+}
+
 #[derive(Debug)]
 pub struct ContextMatcher {
     /// Per word: lower-case bytes, types, negative, whole-word.
@@ -493,15 +536,22 @@ impl ContextMatcher {
     }
 
     /// The context words starting within [`AFTER`] bytes after byte `end`
-    /// (for the types only reported next to a word: a date of birth, a passport).
+    /// (for the types only reported next to a word: a date of birth, a passport;
+    /// for a date of birth within [`AFTER_BIRTH`]).
     pub fn after(&self, text: &str, end: usize) -> Context {
         // Not past the end of the sentence ("... on 13/05/2023. My date of birth").
-        let to = sentence_end(text.as_bytes(), end, (end + AFTER).min(text.len()));
+        let to = sentence_end(text.as_bytes(), end, (end + AFTER_BIRTH).min(text.len()));
         let mut ctx = Context::default();
         Self::word_starts(text, end, to, |i| {
+            let near = i - end <= AFTER;
+            let place = !near && place_between(text.get(end..i).unwrap_or(""));
             self.at_word(text, i, text.len(), |_, bits, negative| {
-                ctx.positive |= bits;
-                ctx.negative |= negative;
+                if near {
+                    ctx.positive |= bits;
+                    ctx.negative |= negative;
+                } else if place {
+                    ctx.positive |= bits & PiiType::DateOfBirth.bit();
+                }
             })
         });
         ctx
@@ -541,7 +591,11 @@ pub(crate) fn boundary_after(text: &str, i: usize) -> bool {
 pub fn adjust(kind: PiiType, base: f32, ctx: &Context) -> f32 {
     let mut s = base;
     if ctx.has(kind) {
-        s += BOOST;
+        s += if ctx.same_sentence & kind.bit() != 0 {
+            BOOST
+        } else {
+            BOOST_EARLIER
+        };
     }
     if ctx.negative_for(kind) && !kind.is_secret() && kind != PiiType::Email {
         s -= PENALTY;

@@ -272,6 +272,7 @@ impl Scan<'_> {
             // "am 15.03.1985 geboren": these words may also follow closely.
             let after = self.pats.context.after(self.text, end);
             ctx.positive |= after.positive;
+            ctx.same_sentence |= after.positive;
         }
         if ctx.has(kind) {
             self.push(kind, start, end, context::adjust(kind, base, &ctx), rule);
@@ -327,7 +328,12 @@ impl Scan<'_> {
         }
         let len = e - s;
         let next = at(b, e);
-        if flags & (UPPER | LOWER) == UPPER | LOWER && (matches!(next, b'/' | b'+') || len >= 40) {
+        // An AWS secret key: 40 characters, the first word of it ending at a `/`
+        // or `+` ("8n+61T0m..."), starting after one ("+qs190wI..."), or the whole of it.
+        if matches!(next, b'/' | b'+')
+            || (s > 0 && matches!(at(b, s - 1), b'/' | b'+'))
+            || (len >= 40 && flags & (UPPER | LOWER) == UPPER | LOWER)
+        {
             if let Some(end) = self.aws_secret_standalone(s) {
                 return end;
             }
@@ -339,7 +345,11 @@ impl Scan<'_> {
                 }
             }
             // Letters only: most words end here.
+            // (Nine capitals from C, F, G, H, J, K: a German passport number.)
             let maybe = len == 16
+                || (len == 9
+                    && flags & LOWER == 0
+                    && matches!(first, b'C' | b'F' | b'G' | b'H' | b'J' | b'K'))
                 || (len == 2 && next == b' ' && is_digit(at(b, e + 1)))
                 || (len == 1
                     && matches!(first | 0x20, b'x' | b'y' | b'z')

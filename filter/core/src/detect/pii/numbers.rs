@@ -189,10 +189,17 @@ fn nsn_ok(cc: u32, nsn: &[u8]) -> Option<bool> {
         }
         33 => n == 9 && f != 0,
         34 => n == 9 && (6..=9).contains(&f),
-        39 => (f == 0 && (6..=11).contains(&n)) || (f == 3 && (9..=10).contains(&n)),
-        31 => n == 9 && (1..=8).contains(&f),
-        91 => n == 10 && f >= 2,
-        55 => (10..=11).contains(&n) && f != 0 && s != 0 && (n == 10 || nsn.get(2) == Some(&9)),
+        // Italian mobiles: 3 and 8 to 10 more digits (+39 333 123 4567, +39 33 1234 56789).
+        39 => (f == 0 && (6..=11).contains(&n)) || (f == 3 && (9..=11).contains(&n)),
+        // 091: VoIP numbers (+31 91 546 1900).
+        31 => n == 9 && ((1..=8).contains(&f) || (f == 9 && s == 1)),
+        // Delhi and the other 1x area codes are landlines too (+91 11 2320 2640).
+        91 => n == 10 && f >= 1,
+        // Area code and subscriber, or the non-geographic 300/500/800/900 numbers.
+        55 => {
+            ((10..=11).contains(&n) && f != 0 && s != 0 && (n == 10 || nsn.get(2) == Some(&9)))
+                || (n == 10 && [3, 5, 8, 9].contains(&f) && nsn.get(1..3) == Some(&[0, 0][..]))
+        }
         61 => n == 9 && [2, 3, 4, 7, 8].contains(&f),
         _ => return None,
     })
@@ -229,7 +236,7 @@ fn national_ok(d: &[u8], compact: bool) -> bool {
     } else {
         (compact && nanp(d))
             || (n == 9 && (6..=9).contains(&at(0)))
-            || (at(0) == 3 && (9..=10).contains(&n))
+            || (at(0) == 3 && (9..=11).contains(&n))
             || (n == 10 && (6..=9).contains(&at(0)))
     }
 }
@@ -244,14 +251,15 @@ fn nanp(d: &[u8]) -> bool {
 }
 
 /// A Brazilian number: two-digit area code without a 0, then a landline
-/// (eight digits from 2-5) or a mobile (9 and eight digits).
+/// (eight digits from 2-5), a trunked mobile (eight digits from 7) or a
+/// mobile (9 and eight digits).
 fn brazil(d: &[u8]) -> bool {
     let n = d.len();
     let third = d.get(2).copied().unwrap_or(0);
     (10..=11).contains(&n)
         && d.first().is_some_and(|&x| x != 0)
         && d.get(1).is_some_and(|&x| x != 0)
-        && ((n == 10 && (2..=5).contains(&third)) || (n == 11 && third == 9))
+        && ((n == 10 && ((2..=5).contains(&third) || third == 7)) || (n == 11 && third == 9))
 }
 
 /// Whether byte `s` follows groups of four letters or digits joined by
@@ -797,12 +805,17 @@ impl Scan<'_> {
     /// A passport number in one of the national formats, only next to a
     /// passport word.
     pub(crate) fn passport(&mut self, s: usize, e: usize, flags: u8) {
-        if !self.on(PiiType::Passport) || flags & super::DIGIT == 0 || !(8..=9).contains(&(e - s)) {
+        if !self.on(PiiType::Passport) || !(8..=9).contains(&(e - s)) {
             return;
         }
         let Some(w) = self.b.get(s..e) else {
             return;
         };
+        // Without a digit only a German number (its alphabet has no vowel but Y,
+        // so no word of prose passes: "KXWZWLXTP").
+        if flags & super::DIGIT == 0 && !german_letters_passport(w) {
+            return;
+        }
         // A number typed in lower case ("passport n8212535") counts as well.
         let ok = if flags & super::UPPER == 0 && flags & super::LOWER != 0 {
             passport_format(&w.to_ascii_uppercase())
@@ -1033,6 +1046,14 @@ pub fn passport_format(w: &[u8]) -> bool {
         8 => (up(0..1) && dig(1..8)) || (up(0..2) && dig(2..8)),
         _ => false,
     }
+}
+
+/// A German passport number of letters only: C, F, G, H, J or K, then eight
+/// of CFGHJKLMNPRTVWXYZ.
+fn german_letters_passport(w: &[u8]) -> bool {
+    w.len() == 9
+        && w.first().is_some_and(|c| b"CFGHJK".contains(c))
+        && w.iter().all(|c| b"CFGHJKLMNPRTVWXYZ".contains(c))
 }
 
 /// Month names and abbreviations in en, de, fr, es, it, pt, nl.

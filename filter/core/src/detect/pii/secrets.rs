@@ -473,18 +473,37 @@ impl Scan<'_> {
             return None;
         }
         let b = self.b;
+        // A key may start with `+` or `/` ("secret /gP60H1f..."): the word at `s`
+        // is then what follows it.
+        let s = if s >= 1
+            && matches!(at(b, s - 1), b'+' | b'/')
+            && (s == 1
+                || matches!(
+                    at(b, s - 2),
+                    b' ' | b'\t' | b'\n' | b'"' | b'\'' | b'=' | b':'
+                )) {
+            s - 1
+        } else {
+            s
+        };
         let e = run(b, s, |c| is_alnum(c) || c == b'/' || c == b'+');
         let value = b.get(s..e)?;
+        // Two classes are enough (letters only happens): the words around decide.
         if value.len() != 40
             || !super::numbers::left_ok(self.text, s)
-            || char_classes(value) < 3
+            || !value.iter().any(u8::is_ascii_uppercase)
+            || !value.iter().any(u8::is_ascii_lowercase)
             || shannon_entropy(value) < MIN_ENTROPY
         {
             return None;
         }
         let window = b.get(s.saturating_sub(64)..s)?;
         let has = |w: &[u8]| window.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
-        if !(has(b"aws") && has(b"secret")) {
+        // "aws" or an AWS access key id ("access key AKIA..., secret wJalr...").
+        let aws = has(b"aws") || window.windows(4).any(|x| x == b"AKIA" || x == b"ASIA");
+        // "secret" and its translations (secreto, secrète, segreto, segredo, geheim).
+        let secret = has(b"secr") || has(b"segre") || has(b"geheim");
+        if !(aws && secret) {
             return None;
         }
         Some(self.emit(PiiType::AwsSecretKey, s, e, 0.85, "secret.aws-secret-key"))
@@ -505,6 +524,7 @@ impl Scan<'_> {
 /// with one and end where it ends).
 pub const SECRET_NOUNS: &[&str] = &[
     "password",
+    "pwd",
     "passwort",
     "passwd",
     "passphrase",
@@ -522,6 +542,17 @@ pub const SECRET_NOUNS: &[&str] = &[
     "geheim",
     "token",
     "jeton",
+    "bearer",
+    "pw",
+    // "API key is ...", "Der API-Schlüssel ist ...", "La clé API est ...".
+    "key",
+    "schlüssel",
+    "schluessel",
+    "clé",
+    "clave",
+    "chiave",
+    "chave",
+    "sleutel",
 ];
 
 /// The verbs and prepositions that introduce the value after a noun ("is",
@@ -535,19 +566,28 @@ const INTRO: &[&str] = &[
 /// [`SECRET_NOUNS`] word (one table check per word of prose).
 #[inline]
 pub(crate) fn maybe_noun(len: usize, a: u8, b: u8, c: u8) -> bool {
-    (3..=10).contains(&len)
-        && matches!(
-            [a | 0x20, b | 0x20, c | 0x20],
-            [b'p', b'a', b's']
-                | [b'k', b'e', b'n']
-                | [b'w', b'a', b'c']
-                | [b'c', b'o', b'n']
-                | [b's', b'e', b'n' | b'c' | b'g']
-                | [b'm', b'o', b't']
-                | [b'g', b'e', b'h']
-                | [b't', b'o', b'k']
-                | [b'j', b'e', b't']
-        )
+    // "pw", and "cl" of "clé" (its ASCII head).
+    (len == 2 && matches!([a | 0x20, b | 0x20], [b'p', b'w'] | [b'c', b'l']))
+        || (3..=10).contains(&len)
+            && matches!(
+                [a | 0x20, b | 0x20, c | 0x20],
+                [b'p', b'a', b's']
+                    | [b'k', b'e', b'y']
+                    | [b's', b'c', b'h']
+                    | [b'c', b'l', b'a']
+                    | [b'c', b'h', b'i' | b'a']
+                    | [b's', b'l', b'e']
+                    | [b'b', b'e', b'a']
+                    | [b'p', b'w', b'd']
+                    | [b'k', b'e', b'n']
+                    | [b'w', b'a', b'c']
+                    | [b'c', b'o', b'n']
+                    | [b's', b'e', b'n' | b'c' | b'g']
+                    | [b'm', b'o', b't']
+                    | [b'g', b'e', b'h']
+                    | [b't', b'o', b'k']
+                    | [b'j', b'e', b't']
+            )
 }
 
 /// A value in prose after a secret noun: 8 to 64 bytes with a letter and
@@ -573,7 +613,9 @@ fn prose_value_ok(v: &[u8]) -> bool {
     let other = v.iter().any(|c| !c.is_ascii_alphabetic());
     let upper = v.iter().filter(|c| c.is_ascii_uppercase()).count();
     let lower = v.iter().filter(|c| c.is_ascii_lowercase()).count();
-    other || (upper >= 3 && lower >= 3)
+    // Letters only: mixed case that no word has (`QwErTyUiOp`, `wChjdkhpZwp`;
+    // not `JavaScript`, `McDonald`).
+    other || (upper >= 3 && lower >= 3) || case_switches(v) >= 4
 }
 
 impl Scan<'_> {
@@ -581,8 +623,8 @@ impl Scan<'_> {
     /// the webhook secret to X", "La contraseña de la base de datos es X");
     /// returns where the pass resumes.
     pub(crate) fn secret_phrase(&mut self, s: usize, e: usize) -> Option<usize> {
-        // The ASCII head of every noun is 3 to 10 letters ("mot", "contrase").
-        if !(3..=10).contains(&(e - s)) || !self.on(PiiType::Secret) {
+        // The ASCII head of every noun is 2 to 10 letters ("pw", "cl" of "clé", "contrase").
+        if !(2..=10).contains(&(e - s)) || !self.on(PiiType::Secret) {
             return None;
         }
         let b = self.b;
@@ -597,6 +639,11 @@ impl Scan<'_> {
                 && super::context::boundary_after(self.text, s + w.len())
         })?;
         let mut p = s + noun.len();
+        // The value right after the noun ("password Falcon9105@", "a senha
+        // Tiger8440@", "Password - X"): only one that no word of prose is.
+        if let Some(end) = self.prose_value(p, true) {
+            return Some(end);
+        }
         // Up to five filler words (letters only), then the verb.
         for _ in 0..7 {
             let ws = run(b, p, |c| c == b' ' || c == b'-');
@@ -609,7 +656,7 @@ impl Scan<'_> {
             }
             let word = self.text.get(ws..we)?;
             if INTRO.iter().any(|w| word.eq_ignore_ascii_case(w)) {
-                return self.prose_value(we);
+                return self.prose_value(we, false);
             }
             if word.len() > 16 || !word.chars().all(char::is_alphabetic) {
                 return None;
@@ -630,12 +677,21 @@ impl Scan<'_> {
             .map_or(t.len(), |(i, _)| i)
     }
 
-    /// The value after an introducing word ending at `p`.
-    fn prose_value(&mut self, p: usize) -> Option<usize> {
+    /// The value after an introducing word ending at `p`; `direct`: right
+    /// after the noun, without a verb (then it needs a digit and no `/`, and a
+    /// known token or AWS key is left to the word scan).
+    fn prose_value(&mut self, p: usize, direct: bool) -> Option<usize> {
         let b = self.b;
+        // "password: X" and "password=X" are assignments (their own rule).
+        if direct && at(b, p) != b' ' {
+            return None;
+        }
         let mut v = p;
         while matches!(at(b, v), b' ' | b':') && v - p < 3 {
             v += 1;
+        }
+        if direct && at(b, v) == b'-' && at(b, v + 1) == b' ' {
+            v += 2;
         }
         if v == p {
             return None;
@@ -664,8 +720,29 @@ impl Scan<'_> {
         if !self.text.is_char_boundary(v) || !self.text.is_char_boundary(e) {
             return None;
         }
+        if direct {
+            let value = b.get(v..e)?;
+            // A digit, and no path ("pwd /home/u2"), nor a word before its
+            // punctuation ("Passwort vergessen?").
+            let digit = value.iter().any(u8::is_ascii_digit);
+            let path = value.contains(&b'/') || matches!(value.first(), Some(b'~' | b'.'));
+            if !digit
+                || path
+                || !prose_value_ok(value)
+                || e - v == 40
+                || maybe_prefix(at(b, v), at(b, v + 1))
+            {
+                return None;
+            }
+            return Some(self.emit(PiiType::Secret, v, e, 0.7, "secret.phrase"));
+        }
         if let Some(end) = self.secret_prefix(v) {
             return Some(end);
+        }
+        // A known prefix whose token is not complete ("The key is AKIAIOSFODNN7",
+        // a stream cut mid-key): not a generic secret, the token when it is whole.
+        if b.get(v..e).is_some_and(known_prefix) {
+            return None;
         }
         // "my AWS secret access key is wJalr...": the AWS key is reported as itself.
         if e - v == 40 {
@@ -689,13 +766,22 @@ impl Scan<'_> {
         let user_end = run(b, p, |c| {
             is_alnum(c) || matches!(c, b'.' | b'_' | b'-' | b'%')
         });
-        if user_end == p || at(b, user_end) != b':' {
+        // The user may be empty ("redis://:pass@cache:6379").
+        if at(b, user_end) != b':' {
             return None;
         }
         let v = user_end + 1;
-        let e = run(b, v, |c| {
-            c > b' ' && c < 0x80 && !matches!(c, b'@' | b'/' | b'"' | b'\'')
-        });
+        let url_char = |c: u8| c > b' ' && c < 0x80 && !matches!(c, b'@' | b'/' | b'"' | b'\'');
+        let mut e = run(b, v, url_char);
+        // An unescaped `@` in the password ("app:Tiger7827@@db.internal"): the
+        // user info ends at the last `@` before the host.
+        while at(b, e) == b'@' {
+            let next = run(b, e + 1, url_char);
+            if at(b, next) != b'@' {
+                break;
+            }
+            e = next;
+        }
         if at(b, e) != b'@' || !is_alnum(at(b, e + 1)) {
             return None;
         }
@@ -716,16 +802,42 @@ impl Scan<'_> {
     }
 }
 
+/// Whether `v` starts like a token of a known kind (AWS, Google, GitHub,
+/// GitLab, OpenAI / Anthropic / Stripe, Slack, JWT).
+fn known_prefix(v: &[u8]) -> bool {
+    [
+        &b"AKIA"[..],
+        b"ASIA",
+        b"AIza",
+        b"ghp_",
+        b"gho_",
+        b"ghu_",
+        b"ghs_",
+        b"ghr_",
+        b"github_pat_",
+        b"glpat-",
+        b"sk-",
+        b"sk_",
+        b"rk_",
+        b"xox",
+        b"eyJ",
+    ]
+    .iter()
+    .any(|p| v.starts_with(p))
+}
+
 /// Values that stand for a secret rather than being one.
 fn placeholder(v: &[u8]) -> bool {
     let has = |w: &[u8]| v.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w));
     // `%DB_PASS%` and `%(password)s`, but not a value that merely starts with `%`.
     let percent = v.first() == Some(&b'%') && (v.last() == Some(&b'%') || v.get(1) == Some(&b'('));
     percent
-        || matches!(v.first(), Some(b'$' | b'{' | b'<' | b'['))
+        || dollar_placeholder(v)
+        || matches!(v.first(), Some(b'{' | b'<' | b'['))
+        // `xxx` / `XXX` (not `nXxxU`, which a random key may hold).
+        || v.windows(3).any(|w| w == b"xxx" || w == b"XXX")
         || [
-            &b"xxx"[..],
-            b"***",
+            &b"***"[..],
             b"...",
             b"changeme",
             b"your",
@@ -735,6 +847,40 @@ fn placeholder(v: &[u8]) -> bool {
         ]
         .iter()
         .any(|w| has(w))
+}
+
+/// A variable standing for the value: `${DB_PASS}`, `$(cat f)`, `$DB_PASS`,
+/// `$db_pass`, `$dbPassword`; not a password that starts with `$`
+/// (`$sM%0HmYTuFL57`, `$lDTyEpzEcyAc2`: symbols, or case changing at random).
+fn dollar_placeholder(v: &[u8]) -> bool {
+    let Some((&b'$', rest)) = v.split_first() else {
+        return false;
+    };
+    match rest.first() {
+        None | Some(b'{' | b'(') => true,
+        Some(_) => {
+            rest.iter().all(|&c| is_alnum(c) || c == b'_')
+                && rest.first().is_some_and(|c| !c.is_ascii_digit())
+                && case_switches(rest) <= 3
+        }
+    }
+}
+
+/// How often the case changes between two adjacent letters (`dbPassword`: 2,
+/// `wChjdkhpZwp`: 4); digits and symbols in between do not count.
+fn case_switches(v: &[u8]) -> usize {
+    let mut n = 0;
+    let mut last: Option<bool> = None;
+    for &c in v {
+        if c.is_ascii_alphabetic() {
+            let up = c.is_ascii_uppercase();
+            if last.is_some_and(|l| l != up) {
+                n += 1;
+            }
+            last = Some(up);
+        }
+    }
+    n
 }
 
 /// Values that are code rather than a literal: a call or an index
