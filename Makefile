@@ -16,7 +16,7 @@ WASM        := target/tollgate.wasm
 WASM_LITE   := target/$(WASM_TARGET)/wasm-lite/tollgate.wasm
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests, demo and benchmark use.
-DEB_PKGS    := curl wrk binaryen
+DEB_PKGS    := curl wrk binaryen redis-server
 
 .PHONY: help setup toolchain venv debs wasm wasm-lite cli demo up down test fmt-check clippy unit e2e \
         py-test bench schema model model-venv model-tiny model-check eval clean
