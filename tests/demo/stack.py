@@ -149,6 +149,13 @@ SCRIPT = [
     ("AWS key in a prompt", "/v1/chat/completions", chat("deploy with AKIAIOSFODNN7EXAMPLE"), {}),
     ("PII in the model's answer", "/v1/chat/completions", chat("hello"),
      {"x-mock-reply": base64.b64encode(b"Sure, my IBAN is DE89 3704 0044 0532 0130 00").decode()}),
+    # Streams: the model's reply in 3-byte deltas; values split across them.
+    ("streamed reply with PII", "/v1/chat/completions", chat("hi", stream=True),
+     {"x-mock-chunk-bytes": "3",
+      "x-mock-reply": base64.b64encode(b"Mail bob.smith@corp.example or call +1 415 555 0100.").decode()}),
+    ("streamed reply leaking a key", "/v1/chat/completions", chat("hi", stream=True),
+     {"x-mock-chunk-bytes": "4",
+      "x-mock-reply": base64.b64encode(b"The deploy key is AKIAIOSFODNN7EXAMPLE, use it.").decode()}),
     ("hard negative: order id, version", "/v1/chat/completions",
      chat("Order #4829301756 failed on v10.4.1.2 at 2024-03-15T10:22:33Z"), {}),
     ("malformed JSON", "/v1/chat/completions", b'{"model": "gpt-4o-mini", "messages": [', {}),
@@ -192,7 +199,16 @@ def demo():
                     detail = "reply: " + j["content"][0]["text"]
             except (ValueError, KeyError, IndexError, TypeError):
                 if resp.startswith(b"data:") or b"\ndata:" in resp[:200]:
-                    detail = f"SSE stream, {resp.count(b'data:')} events"
+                    text, error = "", ""
+                    for line in resp.decode(errors="replace").splitlines():
+                        if not line.startswith("data: {"):
+                            continue
+                        ev = json.loads(line[6:])
+                        if "error" in ev:
+                            error = " | then error event: " + str(ev["error"].get("code"))
+                        for ch in ev.get("choices") or []:
+                            text += (ch.get("delta") or {}).get("content") or ""
+                    detail = f"SSE, {resp.count(b'data:')} events: {text!r}{error}"
             detail = sent + detail
             rows.append((name, str(status), action, upstream, detail[:110]))
         widths = [max(len(r[i]) for r in rows + [("request", "status", "action", "upstream", "detail")]) for i in range(5)]
