@@ -34,6 +34,32 @@ pub trait Host {
     fn record(&mut self, metric: Metric, value: u64);
     /// Monotonic-enough clock in microseconds (for detector time).
     fn now_micros(&self) -> u64;
+    /// A text value of Envoy's dynamic metadata:
+    /// `metadata.filter_metadata.<path[0]>.<path[1]>...`.
+    fn metadata(&self, path: &[String]) -> Option<String>;
+    /// Start a gRPC call to `cluster`; its answer comes to
+    /// `RequestFlow::on_grpc_response` with the returned token.
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u32, String>;
+    /// Let a request paused by the filter go on to the upstream.
+    fn resume_request(&mut self);
+}
+
+/// A gRPC call a [`FakeHost`] was asked to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrpcCall {
+    pub token: u32,
+    pub cluster: String,
+    pub service: String,
+    pub method: String,
+    pub message: Vec<u8>,
+    pub timeout_ms: u64,
 }
 
 /// An in-memory host for tests: headers, body, what was sent and counted.
@@ -48,6 +74,13 @@ pub struct FakeHost {
     pub counters: BTreeMap<String, u64>,
     pub histograms: BTreeMap<String, Vec<u64>>,
     pub clock_us: u64,
+    /// Dynamic metadata by dotted path (`envoy.filters.http.jwt_authn.payload.tenant`).
+    pub metadata: BTreeMap<String, String>,
+    pub grpc_calls: Vec<GrpcCall>,
+    /// Make `dispatch_grpc` fail (the cluster is unknown).
+    pub grpc_dispatch_fails: bool,
+    /// How often `resume_request` was called.
+    pub resumed: u32,
 }
 
 impl FakeHost {
@@ -138,5 +171,36 @@ impl Host for FakeHost {
 
     fn now_micros(&self) -> u64 {
         self.clock_us
+    }
+
+    fn metadata(&self, path: &[String]) -> Option<String> {
+        self.metadata.get(&path.join(".")).cloned()
+    }
+
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
+        if self.grpc_dispatch_fails {
+            return Err(format!("unknown cluster {cluster}"));
+        }
+        let token = self.grpc_calls.len() as u32 + 1;
+        self.grpc_calls.push(GrpcCall {
+            token,
+            cluster: cluster.into(),
+            service: service.into(),
+            method: method.into(),
+            message: message.to_vec(),
+            timeout_ms,
+        });
+        Ok(token)
+    }
+
+    fn resume_request(&mut self) {
+        self.resumed += 1;
     }
 }

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod eval;
 pub mod host;
 pub mod metrics;
+pub mod ratelimit;
 pub mod redact;
 pub mod reply;
 pub mod scan;

@@ -35,6 +35,16 @@ pub enum Metric {
     TokensOutput,
     /// Streams whose output tokens were estimated (no usage arrived).
     TokensEstimated,
+    /// Rate-limit checks by result: `ok`, `failed`, `settle`, `settle_failed`.
+    LimitCalls(&'static str),
+    /// Requests refused (429) by a limit, by the limit's name.
+    LimitExceeded(String),
+    /// Requests past a limit's soft threshold, by the limit's name.
+    LimitSoft(String),
+    /// Tokens of usage settled after responses.
+    TokensSettled,
+    /// Reserved but not used, which the unsigned `hits_addend` cannot give back.
+    LimitUnsettled(&'static str),
 }
 
 impl Metric {
@@ -67,6 +77,11 @@ impl Metric {
             Metric::TokensInput => "tollgate.tokens_input".into(),
             Metric::TokensOutput => "tollgate.tokens_output".into(),
             Metric::TokensEstimated => "tollgate.tokens_estimated".into(),
+            Metric::LimitCalls(r) => format!("tollgate.ratelimit_calls.result.{r}"),
+            Metric::LimitExceeded(n) => format!("tollgate.ratelimit_exceeded.limit.{n}"),
+            Metric::LimitSoft(n) => format!("tollgate.budget_soft.limit.{n}"),
+            Metric::TokensSettled => "tollgate.tokens_settled".into(),
+            Metric::LimitUnsettled(k) => format!("tollgate.ratelimit_unsettled.kind.{k}"),
         }
     }
 

@@ -22,6 +22,12 @@ pub enum RefusalReason {
     MalformedJson,
     /// A detector in `block` mode ran out of its time budget.
     Degraded(&'static str),
+    /// The caller's tenant is not known and the policy refuses such requests.
+    Unauthenticated,
+    /// A request, token or cost limit is exhausted.
+    RateLimited,
+    /// The rate-limit service failed and its failure mode is `deny`.
+    LimiterUnavailable,
 }
 
 impl RefusalReason {
@@ -31,6 +37,9 @@ impl RefusalReason {
             RefusalReason::BodyTooLarge => 413,
             RefusalReason::MalformedJson => 400,
             RefusalReason::Degraded(_) => 503,
+            RefusalReason::Unauthenticated => 401,
+            RefusalReason::RateLimited => 429,
+            RefusalReason::LimiterUnavailable => 503,
         }
     }
 
@@ -41,6 +50,9 @@ impl RefusalReason {
             RefusalReason::BodyTooLarge => "request_too_large",
             RefusalReason::MalformedJson => "invalid_json",
             RefusalReason::Degraded(_) => "detector_unavailable",
+            RefusalReason::Unauthenticated => "invalid_api_key",
+            RefusalReason::RateLimited => "rate_limit_exceeded",
+            RefusalReason::LimiterUnavailable => "rate_limiter_unavailable",
         }
     }
 
@@ -51,12 +63,17 @@ impl RefusalReason {
             RefusalReason::BodyTooLarge => "BODY_TOO_LARGE",
             RefusalReason::MalformedJson => "MALFORMED_JSON",
             RefusalReason::Degraded(_) => "DEGRADED",
+            RefusalReason::Unauthenticated => "UNAUTHENTICATED",
+            RefusalReason::RateLimited => "RATE_LIMITED",
+            RefusalReason::LimiterUnavailable => "LIMITER_UNAVAILABLE",
         }
     }
 
     fn openai_type(self) -> &'static str {
         match self {
-            RefusalReason::Degraded(_) => "server_error",
+            RefusalReason::Degraded(_) | RefusalReason::LimiterUnavailable => "server_error",
+            RefusalReason::Unauthenticated => "invalid_request_error",
+            RefusalReason::RateLimited => "requests",
             _ => "invalid_request_error",
         }
     }
@@ -66,7 +83,9 @@ impl RefusalReason {
             RefusalReason::Policy(_) => "permission_error",
             RefusalReason::BodyTooLarge => "request_too_large",
             RefusalReason::MalformedJson => "invalid_request_error",
-            RefusalReason::Degraded(_) => "api_error",
+            RefusalReason::Degraded(_) | RefusalReason::LimiterUnavailable => "api_error",
+            RefusalReason::Unauthenticated => "authentication_error",
+            RefusalReason::RateLimited => "rate_limit_error",
         }
     }
 }

@@ -66,6 +66,11 @@ pub struct BodyScan {
     /// A request asks for a streamed answer (`"stream": true`), and whether
     /// it asks for usage in the stream (`stream_options.include_usage`).
     pub stream: Option<StreamRequest>,
+    /// The request's `model`, if a string.
+    pub model: Option<String>,
+    /// The request's output cap: `max_tokens`, `max_completion_tokens` or
+    /// `max_output_tokens`.
+    pub max_tokens: Option<u64>,
 }
 
 /// What a request says about streaming.
@@ -162,6 +167,13 @@ fn scan_parsed(
     let scan_unknown = policy.unknown_json == UnknownJson::ScanStrings;
     let segments = api::extract(api, dir, &value, scan_unknown);
     let stream = stream_request(dir, &value);
+    let model = value
+        .get("model")
+        .and_then(Value::as_str)
+        .map(|m| m.chars().take(128).collect());
+    let max_tokens = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|k| value.get(*k).and_then(Value::as_u64));
     let mut findings = Vec::new();
     let mut text_bytes = 0;
     let mut spent = vec![0u64; policy.detectors.len()];
@@ -248,7 +260,22 @@ fn scan_parsed(
         degraded,
         pseudonyms,
         stream,
+        model,
+        max_tokens,
     }
+}
+
+/// Token usage a JSON response reports: (input, output). OpenAI's
+/// `usage.prompt_tokens`/`completion_tokens`, Anthropic's and Responses'
+/// `usage.input_tokens`/`output_tokens`.
+pub fn response_usage(body: &[u8]) -> Option<(u64, u64)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let u = v.get("usage")?;
+    let get = |a: &str, b: &str| u.get(a).or_else(|| u.get(b)).and_then(Value::as_u64);
+    Some((
+        get("prompt_tokens", "input_tokens").unwrap_or(0),
+        get("completion_tokens", "output_tokens").unwrap_or(0),
+    ))
 }
 
 /// The body with `edits` applied: spliced into the raw bytes when there are

@@ -104,7 +104,19 @@ fn action(next: Next) -> Action {
     }
 }
 
-impl Context for GuardStream {}
+impl Context for GuardStream {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let body = if response_size > 0 {
+            hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size.min(1 << 20))
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        self.flow
+            .on_grpc_response(&mut self.host, token_id, status_code, body);
+    }
+}
 
 impl HttpContext for GuardStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -235,6 +247,38 @@ impl Host for ProxyWasmHost {
     fn record(&mut self, metric: Metric, value: u64) {
         if let Some(id) = self.metrics.id(&metric) {
             let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn metadata(&self, path: &[String]) -> Option<String> {
+        let mut full: Vec<&str> = vec!["metadata", "filter_metadata"];
+        full.extend(path.iter().map(String::as_str));
+        let bytes = hostcalls::get_property(full).ok().flatten()?;
+        String::from_utf8(bytes).ok()
+    }
+
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
+        hostcalls::dispatch_grpc_call(
+            cluster,
+            service,
+            method,
+            Vec::new(),
+            Some(message),
+            std::time::Duration::from_millis(timeout_ms),
+        )
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    fn resume_request(&mut self) {
+        if let Err(e) = hostcalls::resume_http_request() {
+            log::warn!("tollgate: resuming the request failed: {e:?}");
         }
     }
 

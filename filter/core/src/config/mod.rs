@@ -51,7 +51,7 @@ fn display_path(path: &str) -> String {
 }
 
 impl ConfigError {
-    fn at(path: impl Into<String>, reason: impl fmt::Display) -> Self {
+    pub(crate) fn at(path: impl Into<String>, reason: impl fmt::Display) -> Self {
         ConfigError {
             path: path.into(),
             reason: reason.to_string(),
@@ -75,6 +75,10 @@ pub struct Policy {
     pub detectors: Vec<Box<dyn Detector>>,
     pub expose_findings: bool,
     pub responses: Responses,
+    /// Who is calling (when limits are configured).
+    pub identity: Option<crate::ratelimit::IdentityPolicy>,
+    /// Limits and budgets through the rate-limit service.
+    pub rate_limit: Option<crate::ratelimit::RateLimitPolicy>,
 }
 
 /// Compiled [`ResponsesConfig`].
@@ -299,6 +303,19 @@ impl PluginConfig {
             detectors,
             expose_findings: self.expose_findings,
             responses: self.compile_responses()?,
+            identity: match (&self.identity, &self.rate_limit) {
+                (Some(c), _) => Some(crate::ratelimit::IdentityPolicy::compile(c)?),
+                // Limits need a caller: the default sources (x-tenant-id, ...).
+                (None, Some(_)) => Some(crate::ratelimit::IdentityPolicy::compile(
+                    &IdentityConfig::default(),
+                )?),
+                (None, None) => None,
+            },
+            rate_limit: self
+                .rate_limit
+                .as_ref()
+                .map(crate::ratelimit::RateLimitPolicy::compile)
+                .transpose()?,
         })
     }
 }

@@ -34,6 +34,198 @@ pub struct PluginConfig {
     /// How responses are handled: compression, and the streamed (SSE) scanner.
     #[serde(default)]
     pub responses: ResponsesConfig,
+    /// Who is calling: tenant, team and agent, for limits and budgets.
+    #[serde(default)]
+    pub identity: Option<IdentityConfig>,
+    /// Request, token and cost limits through Envoy's global rate-limit service.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+/// Where the tenant, team and agent of a request come from.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Sources tried in order; the first that yields a value wins. An API key
+    /// from `apiKeys` wins over all of them.
+    #[serde(default = "default_tenant_sources")]
+    pub tenant: Vec<IdentitySourceConfig>,
+    #[serde(default = "default_team_sources")]
+    pub team: Vec<IdentitySourceConfig>,
+    #[serde(default = "default_agent_sources")]
+    pub agent: Vec<IdentitySourceConfig>,
+    /// Bearer keys (`authorization: Bearer ...` or `x-api-key`) by SHA-256,
+    /// each naming its tenant, team and agent. Compared in constant time.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// A request whose tenant is not known: refused (401), or given a default tenant.
+    #[serde(default)]
+    pub unknown: UnknownIdentity,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            tenant: default_tenant_sources(),
+            team: default_team_sources(),
+            agent: default_agent_sources(),
+            api_keys: Vec::new(),
+            unknown: UnknownIdentity::default(),
+        }
+    }
+}
+
+fn default_tenant_sources() -> Vec<IdentitySourceConfig> {
+    vec![IdentitySourceConfig::Header("x-tenant-id".into())]
+}
+fn default_team_sources() -> Vec<IdentitySourceConfig> {
+    vec![IdentitySourceConfig::Header("x-team-id".into())]
+}
+fn default_agent_sources() -> Vec<IdentitySourceConfig> {
+    vec![IdentitySourceConfig::Header("x-agent-id".into())]
+}
+
+/// One source of an identity value.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum IdentitySourceConfig {
+    /// A request header.
+    Header(String),
+    /// A path into Envoy's dynamic metadata, e.g. `["envoy.filters.http.jwt_authn",
+    /// "payload", "tenant"]` (claims set by `jwt_authn`).
+    Metadata(Vec<String>),
+}
+
+/// One API key.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Hex SHA-256 of the key (never the key itself).
+    pub sha256: String,
+    pub tenant: String,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
+/// What a request of unknown tenant gets.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum UnknownIdentity {
+    /// 401 in the API's error shape.
+    #[default]
+    Reject,
+    /// This tenant.
+    DefaultTenant(String),
+}
+
+/// Limits through Envoy's rate-limit service (`envoy.service.ratelimit.v3`).
+/// The numbers live in the service's configuration; the filter sends the
+/// descriptors and how much each request charges.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// The Envoy cluster of the rate-limit service (HTTP/2).
+    pub cluster: String,
+    /// The rate-limit domain.
+    #[serde(default = "default_domain")]
+    pub domain: String,
+    /// Time the filter waits for the service, e.g. `"100ms"`.
+    #[serde(default = "default_rl_timeout")]
+    pub timeout: String,
+    /// When the service fails or times out: `deny` (503) or `allow` (the
+    /// request passes, marked `x-tollgate-degraded: ratelimit` and counted).
+    #[serde(default)]
+    pub failure_mode: FailureMode,
+    /// The limits, each one descriptor.
+    pub limits: Vec<LimitConfig>,
+    /// Prices per model, USD per million tokens (cost limits charge micro-USD).
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, PriceConfig>,
+    /// Output tokens reserved when the request sets no `max_tokens`.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u32,
+}
+
+fn default_domain() -> String {
+    "tollgate".into()
+}
+fn default_rl_timeout() -> String {
+    "100ms".into()
+}
+fn default_max_tokens() -> u32 {
+    1024
+}
+
+/// A failing dependency: refuse or let through (visibly). Ordered: `deny` is stricter.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum FailureMode {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// One limit: a descriptor `[("kind", kind), (dimension, value)..., entries...]`.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Named in the 429 and in the `RateLimit` headers.
+    pub name: String,
+    /// What a request charges: 1, its tokens, or its cost in micro-USD.
+    pub kind: LimitKind,
+    /// The identity dimensions of the descriptor, in order.
+    pub per: Vec<Dimension>,
+    /// Extra descriptor entries, e.g. `{"window": "day"}`.
+    #[serde(default)]
+    pub entries: std::collections::BTreeMap<String, String>,
+    /// Soft threshold: below this share of the limit remaining (0..1) the
+    /// response gets `x-tollgate-budget-warning`, the request still passes.
+    #[serde(default)]
+    pub soft: Option<f64>,
+    /// This limit's own failure mode (default: the block's).
+    #[serde(default)]
+    pub failure_mode: Option<FailureMode>,
+}
+
+/// What one request charges a limit.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum LimitKind {
+    Requests,
+    Tokens,
+    Cost,
+}
+
+/// An identity dimension of a descriptor.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum Dimension {
+    Tenant,
+    Team,
+    Agent,
+    Model,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceConfig {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cached_input: Option<f64>,
 }
 
 /// Response handling.

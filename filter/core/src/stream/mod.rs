@@ -7,11 +7,13 @@
 //! the flow never resumes.
 
 use crate::api::{ApiKind, Direction};
+use crate::config::{FailureMode, LimitKind};
 use crate::config::{MalformedJson, Policy};
 use crate::detect::Action;
 use crate::detect::OnTimeout;
 use crate::host::Host;
 use crate::metrics::Metric;
+use crate::ratelimit::{self, proto, Charge, Identity, LimitStatus};
 use crate::redact::Pseudonyms;
 use crate::reply::{error_reply, RefusalReason};
 use crate::scan::{findings_header, restore_body, scan_body, scan_body_timed};
@@ -39,6 +41,8 @@ enum State {
     Start,
     /// Holding the request while the body arrives.
     Buffering,
+    /// Holding the checked request until the rate-limit service answers.
+    Limiting,
     /// Decision made, request forwarded.
     Forwarded,
     /// Answered locally; nothing more happens.
@@ -78,6 +82,27 @@ pub struct RequestFlow {
     /// Token usage of the streamed response, once it ended.
     usage: Option<Usage>,
     stream_block_counted: bool,
+    /// The caller (when limits are configured).
+    identity: Option<Identity>,
+    /// The rate-limit check in flight, then what it reserved.
+    limits: Option<LimitCheck>,
+}
+
+/// The rate-limit check of one request.
+#[derive(Debug, Default)]
+struct LimitCheck {
+    /// Calls in flight: token, and the limits (indexes) of its descriptors.
+    pending: Vec<(u32, Vec<usize>)>,
+    statuses: Vec<LimitStatus>,
+    /// What was reserved before the upstream call, and its prompt part.
+    reserved: Charge,
+    prompt: u64,
+    model: String,
+    /// A call failed: the strictest failure mode of its limits.
+    failed: Option<FailureMode>,
+    /// The action the scan decided (for the metric once forwarded).
+    action: Action,
+    settled: bool,
 }
 
 impl RequestFlow {
@@ -96,6 +121,8 @@ impl RequestFlow {
             strip_usage: false,
             usage: None,
             stream_block_counted: false,
+            identity: None,
+            limits: None,
         }
     }
 
@@ -125,6 +152,21 @@ impl RequestFlow {
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .unwrap_or_else(|| format!("tollgate-{:x}", host.now_micros()));
 
+        if let Some(policy) = self.policy.identity.as_ref() {
+            let header = |name: &str| host.request_header(name);
+            let metadata = |path: &[String]| host.metadata(path);
+            match policy.resolve(&header, &metadata) {
+                Some(id) => self.identity = Some(id),
+                None => {
+                    self.refuse(
+                        host,
+                        RefusalReason::Unauthenticated,
+                        "the caller's tenant is not known",
+                    );
+                    return Next::Pause;
+                }
+            }
+        }
         if end_of_stream {
             self.forward(host, Action::Allow);
             return Next::Continue;
@@ -155,7 +197,7 @@ impl RequestFlow {
     ) -> Next {
         match self.state {
             State::Buffering => {}
-            State::Replied => return Next::Pause,
+            State::Replied | State::Limiting => return Next::Pause,
             State::Start | State::Forwarded => return Next::Continue,
         }
         self.body_size = body_size;
@@ -174,7 +216,7 @@ impl RequestFlow {
     pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Next {
         match self.state {
             State::Buffering => self.finish_request(host),
-            State::Replied => Next::Pause,
+            State::Replied | State::Limiting => Next::Pause,
             State::Start | State::Forwarded => Next::Continue,
         }
     }
@@ -189,8 +231,10 @@ impl RequestFlow {
         if self.state != State::Forwarded || end_of_stream {
             return Next::Continue;
         }
-        let wanted =
-            !self.pseudonyms.is_empty() || self.policy.scans_responses() || self.strip_usage;
+        let wanted = !self.pseudonyms.is_empty()
+            || self.policy.scans_responses()
+            || self.strip_usage
+            || self.needs_usage();
         if !wanted {
             return Next::Continue;
         }
@@ -341,6 +385,24 @@ impl RequestFlow {
             host.count(Metric::TokensEstimated, 1);
         }
         self.usage = Some(usage);
+        let prompt = self.limits.as_ref().map_or(0, |c| c.prompt);
+        self.settle(
+            host,
+            usage.input_tokens.unwrap_or(prompt),
+            usage.output_tokens.unwrap_or(0),
+        );
+    }
+
+    /// Token or cost limits were charged a reservation: the response's usage settles it.
+    fn needs_usage(&self) -> bool {
+        self.limits
+            .as_ref()
+            .is_some_and(|c| !c.settled && (c.reserved.tokens > 0 || c.reserved.cost_micros > 0))
+            && self.policy.rate_limit.as_ref().is_some_and(|rl| {
+                rl.limits
+                    .iter()
+                    .any(|l| matches!(l.kind, LimitKind::Tokens | LimitKind::Cost))
+            })
     }
 
     fn finish_response(&mut self, host: &mut dyn Host) -> Next {
@@ -350,6 +412,16 @@ impl RequestFlow {
             .unwrap_or_default();
         if body.iter().all(u8::is_ascii_whitespace) {
             return Next::Continue;
+        }
+        if self.needs_usage() {
+            if let Some((input, output)) = crate::scan::response_usage(&body) {
+                self.usage = Some(Usage {
+                    input_tokens: Some(input),
+                    output_tokens: Some(output),
+                    estimated: false,
+                });
+                self.settle(host, input, output);
+            }
         }
         let mut out: Option<Vec<u8>> = None;
         if self.policy.scans_responses() {
@@ -503,8 +575,264 @@ impl RequestFlow {
             self.expose(ACTION_HEADER, scan.action.as_str());
             self.expose(FINDINGS_HEADER, &header);
         }
+        if self.policy.rate_limit.is_some() {
+            return self.check_limits(host, &scan);
+        }
         self.forward(host, scan.action);
         Next::Continue
+    }
+
+    /// Ask the rate-limit service, reserving what this request may cost;
+    /// the request waits for the answers ([`RequestFlow::on_grpc_response`]).
+    fn check_limits(&mut self, host: &mut dyn Host, scan: &crate::scan::BodyScan) -> Next {
+        let (Some(rl), Some(who)) = (self.policy.rate_limit.clone(), self.identity.clone()) else {
+            self.forward(host, scan.action);
+            return Next::Continue;
+        };
+        let model = scan.model.clone().unwrap_or_default();
+        let prompt = (scan.text_bytes as u64).div_ceil(4);
+        let output = scan.max_tokens.unwrap_or(rl.default_max_tokens);
+        let reserved = Charge {
+            tokens: prompt + output,
+            cost_micros: ratelimit::cost_micros(rl.price(&model), prompt, output),
+        };
+        let mut check = LimitCheck {
+            reserved,
+            prompt,
+            model: model.clone(),
+            action: scan.action,
+            ..LimitCheck::default()
+        };
+        // One call per amount charged (hits_addend is per request).
+        let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
+        for (i, limit) in rl.limits.iter().enumerate() {
+            if rl.descriptor(limit, &who, &model).is_none() {
+                continue;
+            }
+            let amount = reserved.amount(limit.kind);
+            if amount == 0 {
+                continue;
+            }
+            match groups.iter_mut().find(|(a, _)| *a == amount) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((amount, vec![i])),
+            }
+        }
+        for (amount, idx) in groups {
+            let descriptors: Vec<Vec<(String, String)>> = idx
+                .iter()
+                .filter_map(|i| rl.limits.get(*i))
+                .filter_map(|l| rl.descriptor(l, &who, &model))
+                .collect();
+            let hits = u32::try_from(amount).unwrap_or(u32::MAX);
+            let msg = proto::encode_request(&rl.domain, &descriptors, hits);
+            match host.dispatch_grpc(
+                &rl.cluster,
+                ratelimit::SERVICE,
+                ratelimit::METHOD,
+                &msg,
+                rl.timeout_ms,
+            ) {
+                Ok(token) => check.pending.push((token, idx)),
+                Err(_) => {
+                    let mode = strictest(&rl, &idx);
+                    check.failed = Some(check.failed.map_or(mode, |m| m.min(mode)));
+                }
+            }
+        }
+        self.limits = Some(check);
+        if self.limits.as_ref().is_some_and(|c| c.pending.is_empty()) {
+            return self.limits_decided(host, false);
+        }
+        self.state = State::Limiting;
+        Next::Pause
+    }
+
+    /// `on_grpc_call_response`: `status` is the gRPC status (0 = OK).
+    pub fn on_grpc_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        status: u32,
+        body: Option<Vec<u8>>,
+    ) {
+        let Some(rl) = self.policy.rate_limit.clone() else {
+            return;
+        };
+        let Some(check) = self.limits.as_mut() else {
+            return;
+        };
+        let Some(pos) = check.pending.iter().position(|(t, _)| *t == token) else {
+            // A settlement's answer (or a late one): nothing waits for it.
+            return;
+        };
+        let (_, idx) = check.pending.remove(pos);
+        let decoded = if status == 0 {
+            body.as_deref()
+                .map(proto::decode_response)
+                .and_then(Result::ok)
+        } else {
+            None
+        };
+        match decoded {
+            Some(resp) => {
+                for (n, i) in idx.iter().enumerate() {
+                    let Some(limit) = rl.limits.get(*i) else {
+                        continue;
+                    };
+                    let st = resp.statuses.get(n).cloned().unwrap_or_default();
+                    let over = st.code == proto::Code::OverLimit
+                        || (resp.statuses.is_empty() && resp.overall == proto::Code::OverLimit);
+                    let limit_q = st.limit.map(|(q, u)| (q, u.0));
+                    let soft = match (limit.soft, limit_q) {
+                        (Some(f), Some((q, _))) => f64::from(st.remaining) < f * f64::from(q),
+                        _ => false,
+                    };
+                    check.statuses.push(LimitStatus {
+                        name: limit.name.clone(),
+                        over,
+                        limit: limit_q,
+                        remaining: st.remaining,
+                        reset_seconds: st.reset_seconds,
+                        soft,
+                    });
+                }
+            }
+            None => {
+                let mode = strictest(&rl, &idx);
+                check.failed = Some(check.failed.map_or(mode, |m| m.min(mode)));
+            }
+        }
+        if check.pending.is_empty() && self.state == State::Limiting {
+            let _ = self.limits_decided(host, true);
+        }
+    }
+
+    /// All answers are in: refuse (429, or 503 when the service failed and
+    /// may not be bypassed) or let the request go on.
+    fn limits_decided(&mut self, host: &mut dyn Host, paused: bool) -> Next {
+        let Some(check) = self.limits.as_ref() else {
+            return Next::Continue;
+        };
+        let action = check.action;
+        let failed = check.failed;
+        let over: Vec<&LimitStatus> = check.statuses.iter().filter(|s| s.over).collect();
+        let headers = ratelimit::headers(&check.statuses);
+        let soft: Vec<String> = check
+            .statuses
+            .iter()
+            .filter(|s| s.soft && !s.over)
+            .map(|s| s.name.clone())
+            .collect();
+        if failed == Some(FailureMode::Deny) {
+            host.count(Metric::LimitCalls("failed"), 1);
+            self.refuse(
+                host,
+                RefusalReason::LimiterUnavailable,
+                "the rate-limit service is unavailable",
+            );
+            return Next::Pause;
+        }
+        if !over.is_empty() {
+            let names: Vec<&str> = over.iter().map(|s| s.name.as_str()).collect();
+            let retry = over.iter().filter_map(|s| s.reset_seconds).max();
+            let message = format!("limit exhausted: {}", names.join(", "));
+            for name in &names {
+                host.count(Metric::LimitExceeded((*name).to_string()), 1);
+            }
+            let mut extra: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            if let Some(r) = retry {
+                extra.push(("retry-after".into(), r.to_string()));
+            }
+            self.refuse_with(host, RefusalReason::RateLimited, &message, extra);
+            return Next::Pause;
+        }
+        for (k, v) in headers {
+            self.response_headers.push((k.to_string(), v));
+        }
+        if !soft.is_empty() {
+            for name in &soft {
+                host.count(Metric::LimitSoft(name.clone()), 1);
+            }
+            self.response_headers
+                .push(("x-tollgate-budget-warning".into(), soft.join(",")));
+        }
+        if failed == Some(FailureMode::Allow) {
+            // Never a silent fail-open: the client and the upstream are told.
+            host.count(Metric::Degraded("ratelimit"), 1);
+            host.count(Metric::LimitCalls("failed"), 1);
+            host.set_request_header(DEGRADED_HEADER, Some("ratelimit"));
+            self.response_headers
+                .push((DEGRADED_HEADER.to_string(), "ratelimit".to_string()));
+        } else {
+            host.count(Metric::LimitCalls("ok"), 1);
+        }
+        self.forward(host, action);
+        if paused {
+            host.resume_request();
+        }
+        Next::Continue
+    }
+
+    /// After the response: charge what the real usage adds beyond the
+    /// reservation (tokens and cost). Fire and forget.
+    fn settle(&mut self, host: &mut dyn Host, input: u64, output: u64) {
+        let (Some(rl), Some(who)) = (self.policy.rate_limit.clone(), self.identity.clone()) else {
+            return;
+        };
+        let Some(check) = self.limits.as_mut() else {
+            return;
+        };
+        if check.settled || !check.pending.is_empty() {
+            return;
+        }
+        check.settled = true;
+        let actual = Charge {
+            tokens: input + output,
+            cost_micros: ratelimit::cost_micros(rl.price(&check.model), input, output),
+        };
+        let reserved = check.reserved;
+        let model = check.model.clone();
+        host.count(Metric::TokensSettled, actual.tokens);
+        for kind in [LimitKind::Tokens, LimitKind::Cost] {
+            let (a, r) = (actual.amount(kind), reserved.amount(kind));
+            if a < r {
+                host.count(Metric::LimitUnsettled(kind_name(kind)), r - a);
+                continue;
+            }
+            if a == r {
+                continue;
+            }
+            let descriptors: Vec<Vec<(String, String)>> = rl
+                .limits
+                .iter()
+                .filter(|l| l.kind == kind)
+                .filter_map(|l| rl.descriptor(l, &who, &model))
+                .collect();
+            if descriptors.is_empty() {
+                continue;
+            }
+            let hits = u32::try_from(a - r).unwrap_or(u32::MAX);
+            let msg = proto::encode_request(&rl.domain, &descriptors, hits);
+            let sent = host.dispatch_grpc(
+                &rl.cluster,
+                ratelimit::SERVICE,
+                ratelimit::METHOD,
+                &msg,
+                rl.timeout_ms,
+            );
+            host.count(
+                Metric::LimitCalls(if sent.is_ok() {
+                    "settle"
+                } else {
+                    "settle_failed"
+                }),
+                1,
+            );
+        }
     }
 
     fn expose(&mut self, name: &str, value: &str) {
@@ -535,12 +863,44 @@ impl RequestFlow {
     }
 
     fn refuse(&mut self, host: &mut dyn Host, reason: RefusalReason, message: &str) {
+        self.refuse_with(host, reason, message, Vec::new());
+    }
+
+    fn refuse_with(
+        &mut self,
+        host: &mut dyn Host,
+        reason: RefusalReason,
+        message: &str,
+        extra: Vec<(String, String)>,
+    ) {
         let mut reply = error_reply(self.api.error_style(), reason, message, &self.request_id);
         reply.headers.push((ACTION_HEADER.into(), "block".into()));
+        reply.headers.extend(extra);
         host.count(Metric::Blocked(reason.tag()), 1);
         host.count(Metric::LocalReply(reply.status), 1);
         host.send_reply(&reply);
         self.state = State::Replied;
+    }
+}
+
+/// The strictest failure mode of the limits `idx` (deny wins).
+fn strictest(rl: &ratelimit::RateLimitPolicy, idx: &[usize]) -> FailureMode {
+    if idx
+        .iter()
+        .filter_map(|i| rl.limits.get(*i))
+        .any(|l| l.failure_mode == FailureMode::Deny)
+    {
+        FailureMode::Deny
+    } else {
+        FailureMode::Allow
+    }
+}
+
+fn kind_name(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::Requests => "requests",
+        LimitKind::Tokens => "tokens",
+        LimitKind::Cost => "cost",
     }
 }
 

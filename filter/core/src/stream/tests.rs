@@ -334,6 +334,23 @@ impl Host for SlowHost {
         self.1.set(self.1.get() + 1_000);
         self.1.get()
     }
+    fn metadata(&self, path: &[String]) -> Option<String> {
+        self.0.metadata(path)
+    }
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
+        self.0
+            .dispatch_grpc(cluster, service, method, message, timeout_ms)
+    }
+    fn resume_request(&mut self) {
+        self.0.resume_request();
+    }
 }
 
 fn run_slow(p: Rc<Policy>, h: &mut SlowHost) -> Next {
@@ -802,4 +819,250 @@ fn pii_config_errors_name_the_field() {
         err(r#"{"PERSON":"mask"}"#, ""),
         "config.detectors[0].types.PERSON: needs the NER model, and ner is false"
     );
+}
+
+// --- rate limits ---------------------------------------------------------
+
+const RL_POLICY: &str = r#"{"schemaVersion":1,"detectors":[],
+  "rateLimit":{"cluster":"ratelimit","timeout":"50ms","limits":[
+    {"name":"tenant-rpm","kind":"requests","per":["tenant"]},
+    {"name":"tokens","kind":"tokens","per":["tenant"]},
+    {"name":"budget","kind":"cost","per":["tenant","agent"],"soft":0.5,"failureMode":"allow"}],
+   "prices":{"*":{"input":1,"output":2}},"defaultMaxTokens":100}}"#;
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn field(out: &mut Vec<u8>, n: u64, b: &[u8]) {
+    varint(out, (n << 3) | 2);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A RateLimitResponse: per descriptor (over, limit, remaining, reset seconds).
+fn rls_response(statuses: &[(bool, u32, u32, u64)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let over = statuses.iter().any(|s| s.0);
+    out.extend_from_slice(&[0x08, if over { 2 } else { 1 }]);
+    for (o, q, rem, reset) in statuses {
+        let mut st = vec![0x08, if *o { 2 } else { 1 }];
+        let mut lim = vec![0x08];
+        varint(&mut lim, u64::from(*q));
+        lim.extend_from_slice(&[0x10, 2]);
+        field(&mut st, 2, &lim);
+        st.push(0x18);
+        varint(&mut st, u64::from(*rem));
+        let mut d = vec![0x08];
+        varint(&mut d, *reset);
+        field(&mut st, 4, &d);
+        field(&mut out, 2, &st);
+    }
+    out
+}
+
+fn rl_host(headers: &[(&str, &str)], body: &[u8]) -> FakeHost {
+    let mut h = host("/v1/chat/completions", body);
+    for (k, v) in headers {
+        h.request_headers.insert(k.to_string(), v.to_string());
+    }
+    h
+}
+
+/// Headers and body through the flow; the calls it made.
+fn rl_request(flow: &mut RequestFlow, h: &mut FakeHost) -> Next {
+    assert_eq!(flow.on_request_headers(h, false), Next::Pause);
+    let size = h.request_body.len();
+    flow.on_request_body(h, size, true)
+}
+
+#[test]
+fn limits_hold_the_request_until_the_service_answers() {
+    let p = policy(RL_POLICY);
+    let body = serde_json::json!({"model":"m","max_tokens":40,"messages":[{"role":"user","content":"twelve bytes"}]}).to_string();
+    let mut h = rl_host(
+        &[("x-tenant-id", "acme"), ("x-agent-id", "bot-1")],
+        body.as_bytes(),
+    );
+    let mut flow = RequestFlow::new(p.clone());
+    assert_eq!(rl_request(&mut flow, &mut h), Next::Pause);
+    // One call per amount: requests 1, tokens 3 + 40, cost 3*1 + 40*2 µUSD.
+    assert_eq!(h.grpc_calls.len(), 3);
+    for c in &h.grpc_calls {
+        assert_eq!(c.cluster, "ratelimit");
+        assert_eq!(c.service, "envoy.service.ratelimit.v3.RateLimitService");
+        assert_eq!(c.method, "ShouldRateLimit");
+        assert_eq!(c.timeout_ms, 50);
+    }
+    let hits: Vec<u8> = h
+        .grpc_calls
+        .iter()
+        .map(|c| *c.message.last().unwrap_or(&0))
+        .collect();
+    assert_eq!(hits, vec![1, 43, 83]);
+    assert!(h.grpc_calls[2].message.windows(5).any(|w| w == b"bot-1"));
+    assert_eq!(h.resumed, 0);
+    // Answers arrive; the last one resumes the request.
+    flow.on_grpc_response(&mut h, 1, 0, Some(rls_response(&[(false, 5, 4, 60)])));
+    flow.on_grpc_response(&mut h, 2, 0, Some(rls_response(&[(false, 1000, 957, 60)])));
+    assert_eq!(h.resumed, 0);
+    flow.on_grpc_response(&mut h, 3, 0, Some(rls_response(&[(false, 100, 17, 3600)])));
+    assert_eq!(h.resumed, 1);
+    assert!(h.replies.is_empty());
+    flow.on_response_headers(&mut h, false);
+    assert_eq!(
+        h.response_header("ratelimit-policy").as_deref(),
+        Some("\"tenant-rpm\";q=5;w=60, \"tokens\";q=1000;w=60, \"budget\";q=100;w=60")
+    );
+    assert_eq!(
+        h.response_header("ratelimit").as_deref(),
+        Some("\"tenant-rpm\";r=4;t=60, \"tokens\";r=957;t=60, \"budget\";r=17;t=3600")
+    );
+    // 17 of 100 left is under the soft threshold (50%): a warning, not a refusal.
+    assert_eq!(
+        h.response_header("x-tollgate-budget-warning").as_deref(),
+        Some("budget")
+    );
+    assert_eq!(h.counter("tollgate.budget_soft.limit.budget"), 1);
+}
+
+#[test]
+fn an_exhausted_limit_gets_429_in_the_api_shape() {
+    let p = policy(RL_POLICY);
+    let mut h = rl_host(&[("x-tenant-id", "acme")], &chat("hi"));
+    let mut flow = RequestFlow::new(p);
+    assert_eq!(rl_request(&mut flow, &mut h), Next::Pause);
+    // No agent: the budget does not apply; two calls.
+    assert_eq!(h.grpc_calls.len(), 2);
+    flow.on_grpc_response(&mut h, 1, 0, Some(rls_response(&[(true, 5, 0, 42)])));
+    flow.on_grpc_response(&mut h, 2, 0, Some(rls_response(&[(false, 1000, 10, 60)])));
+    assert_eq!(h.resumed, 0);
+    let r = &h.replies[0];
+    assert_eq!(r.status, 429);
+    let v = reply_json(&h);
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(v["error"]["message"], "limit exhausted: tenant-rpm");
+    let header = |n: &str| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(header("retry-after"), Some("42"));
+    assert_eq!(
+        header("ratelimit"),
+        Some("\"tenant-rpm\";r=0;t=42, \"tokens\";r=10;t=60")
+    );
+    assert_eq!(h.counter("tollgate.ratelimit_exceeded.limit.tenant-rpm"), 1);
+    // Anthropic's shape for an Anthropic route.
+    let body = serde_json::json!({"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}).to_string();
+    let mut h = rl_host(&[("x-tenant-id", "acme")], body.as_bytes());
+    h.request_headers
+        .insert(":path".into(), "/v1/messages".into());
+    let mut flow = RequestFlow::new(policy(RL_POLICY));
+    rl_request(&mut flow, &mut h);
+    flow.on_grpc_response(&mut h, 1, 0, Some(rls_response(&[(true, 5, 0, 1)])));
+    flow.on_grpc_response(&mut h, 2, 0, Some(rls_response(&[(false, 9, 9, 1)])));
+    assert_eq!(reply_json(&h)["error"]["type"], "rate_limit_error");
+}
+
+#[test]
+fn a_failing_service_applies_each_limits_failure_mode() {
+    // Dispatch fails: the deny limits refuse with 503.
+    let mut h = rl_host(&[("x-tenant-id", "acme")], &chat("hi"));
+    h.grpc_dispatch_fails = true;
+    let mut flow = RequestFlow::new(policy(RL_POLICY));
+    assert_eq!(rl_request(&mut flow, &mut h), Next::Pause);
+    assert_eq!(h.replies[0].status, 503);
+    assert_eq!(reply_json(&h)["error"]["code"], "rate_limiter_unavailable");
+    // A timeout (gRPC status 4) of the call holding only allow limits: the
+    // request passes, marked degraded on both sides.
+    let mut h = rl_host(&[("x-tenant-id", "acme"), ("x-agent-id", "a")], &chat("hi"));
+    let mut flow = RequestFlow::new(policy(RL_POLICY));
+    rl_request(&mut flow, &mut h);
+    flow.on_grpc_response(&mut h, 1, 0, Some(rls_response(&[(false, 5, 4, 60)])));
+    flow.on_grpc_response(&mut h, 2, 0, Some(rls_response(&[(false, 900, 800, 60)])));
+    flow.on_grpc_response(&mut h, 3, 4, None);
+    assert_eq!(h.resumed, 1);
+    assert_eq!(
+        h.request_header(DEGRADED_HEADER).as_deref(),
+        Some("ratelimit")
+    );
+    flow.on_response_headers(&mut h, false);
+    assert_eq!(
+        h.response_header(DEGRADED_HEADER).as_deref(),
+        Some("ratelimit")
+    );
+    assert_eq!(h.counter("tollgate.degraded.detector.ratelimit"), 1);
+    // The same failure on a deny limit's call: 503.
+    let mut h = rl_host(&[("x-tenant-id", "acme")], &chat("hi"));
+    let mut flow = RequestFlow::new(policy(RL_POLICY));
+    rl_request(&mut flow, &mut h);
+    flow.on_grpc_response(&mut h, 1, 14, None);
+    flow.on_grpc_response(&mut h, 2, 0, Some(rls_response(&[(false, 9, 9, 1)])));
+    assert_eq!(h.replies[0].status, 503);
+    assert_eq!(h.resumed, 0);
+}
+
+#[test]
+fn an_unknown_tenant_gets_401() {
+    let mut h = rl_host(&[], &chat("hi"));
+    let mut flow = RequestFlow::new(policy(RL_POLICY));
+    assert_eq!(flow.on_request_headers(&mut h, false), Next::Pause);
+    assert_eq!(h.replies[0].status, 401);
+    assert_eq!(reply_json(&h)["error"]["code"], "invalid_api_key");
+    assert!(h.grpc_calls.is_empty());
+}
+
+#[test]
+fn usage_beyond_the_reservation_is_settled_after_the_response() {
+    let p = policy(RL_POLICY);
+    let mut h = rl_host(&[("x-tenant-id", "acme"), ("x-agent-id", "a")], &chat("hi"));
+    let mut flow = RequestFlow::new(p.clone());
+    rl_request(&mut flow, &mut h);
+    // Reserved: tokens 1 + 100 (defaultMaxTokens), cost 1 + 200.
+    for t in 1..=3 {
+        flow.on_grpc_response(
+            &mut h,
+            t,
+            0,
+            Some(rls_response(&[(false, 100_000, 99_000, 60)])),
+        );
+    }
+    assert_eq!(h.resumed, 1);
+    h.response_headers = vec![("content-type".into(), "application/json".into())];
+    assert_eq!(flow.on_response_headers(&mut h, false), Next::Pause);
+    let resp = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"}}],"usage":{"prompt_tokens":30,"completion_tokens":150}}"#;
+    h.response_body = resp.to_vec();
+    flow.on_response_body(&mut h, resp.len(), true);
+    // Tokens 180 - 101 = 79 more; cost 30 + 300 - 201 = 129 more.
+    assert_eq!(h.grpc_calls.len(), 5);
+    assert!(h.grpc_calls[3].message.ends_with(&[0x18, 79]));
+    // hits_addend 129 as a varint.
+    assert!(h.grpc_calls[4].message.ends_with(&[0x18, 0x81, 0x01]));
+    assert_eq!(h.counter("tollgate.tokens_settled"), 180);
+    assert_eq!(h.response_body, resp);
+    // Usage under the reservation cannot be given back: counted.
+    let mut h = rl_host(&[("x-tenant-id", "acme")], &chat("hi"));
+    let mut flow = RequestFlow::new(p);
+    rl_request(&mut flow, &mut h);
+    for t in 1..=2 {
+        flow.on_grpc_response(
+            &mut h,
+            t,
+            0,
+            Some(rls_response(&[(false, 100_000, 99_000, 60)])),
+        );
+    }
+    h.response_headers = vec![("content-type".into(), "application/json".into())];
+    flow.on_response_headers(&mut h, false);
+    let resp = br#"{"usage":{"prompt_tokens":1,"completion_tokens":10}}"#;
+    h.response_body = resp.to_vec();
+    flow.on_response_body(&mut h, resp.len(), true);
+    assert_eq!(h.grpc_calls.len(), 2);
+    assert_eq!(h.counter("tollgate.ratelimit_unsettled.kind.tokens"), 90);
 }
