@@ -16,7 +16,7 @@ WASM        := target/tollgate.wasm
 WASM_LITE   := target/$(WASM_TARGET)/wasm-lite/tollgate.wasm
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests, demo and benchmark use.
-DEB_PKGS    := curl wrk binaryen redis-server
+DEB_PKGS    := curl wrk binaryen redis-server libssl-dev pkg-config
 
 .PHONY: help setup toolchain venv debs wasm wasm-lite cli demo up down test fmt-check clippy unit e2e \
         py-test bench schema model model-venv model-tiny model-check eval clean
@@ -63,9 +63,11 @@ cli:
 	@echo "built target/release/tollgate"
 
 demo: setup wasm
+	$(CARGO) build -p tollgate-ratelimit
 	$(VPY) tests/demo/stack.py demo
 
 up: setup wasm
+	$(CARGO) build -p tollgate-ratelimit
 	$(VPY) tests/demo/stack.py up
 
 down:
@@ -84,10 +86,11 @@ clippy: toolchain
 
 # The first run builds the core with the `ml` feature (the CLI needs it), the second without.
 unit:
-	$(CARGO) test -p tollgate-core -p tollgate-cli
+	$(CARGO) test -p tollgate-core -p tollgate-cli -p tollgate-ratelimit
 	$(CARGO) test -p tollgate-core --lib
 
 e2e: venv wasm wasm-lite
+	$(CARGO) build -p tollgate-ratelimit
 	$(CARGO) test -p tollgate-e2e
 
 py-test: venv
@@ -97,6 +100,8 @@ bench: setup wasm
 	$(CARGO) build --release -p tollgate-e2e --bin tollgate-bench-upstream
 	$(VPY) tests/bench/ab.py
 	$(VPY) tests/bench/stream_ab.py
+	$(CARGO) build --release -p tollgate-ratelimit
+	$(VPY) tests/bench/limits_ab.py
 
 # The injection model: trained here from ../shared/data and registry packages (CPU, fixed seed, ~2 min).
 MODEL_VENV := target/model-venv

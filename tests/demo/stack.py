@@ -5,7 +5,8 @@
     stack.py down   stop what `up` started
 
 Run from the repository root with the project's venv python (the Makefile does).
-Ports: Envoy 127.0.0.1:10000 (admin 9901), upstream 127.0.0.1:18080, as in envoy/demo.yaml.
+Ports: Envoy 127.0.0.1:10000 and, with limits, 10001 (admin 9901), upstream 127.0.0.1:18080,
+the rate-limit service 127.0.0.1:18081 on redis-server 127.0.0.1:16379, as in envoy/demo.yaml.
 """
 
 import base64
@@ -24,6 +25,8 @@ VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
 ENVOY_URL = "http://127.0.0.1:10000"
 ADMIN_URL = "http://127.0.0.1:9901"
 UPSTREAM_URL = "http://127.0.0.1:18080"
+LIMITS_URL = "http://127.0.0.1:10001"
+RATELIMIT_BIN = os.path.join(ROOT, "target", "debug", "tollgate-ratelimit")
 WASM = os.path.join(ROOT, "target", "tollgate.wasm")
 
 
@@ -54,7 +57,9 @@ def start():
     if not os.path.exists(WASM):
         raise SystemExit(f"{WASM} missing: run `make wasm`")
     os.makedirs(RUN, exist_ok=True)
-    for port in (10000, 9901, 18080):
+    if not os.path.exists(RATELIMIT_BIN):
+        raise SystemExit(f"{RATELIMIT_BIN} missing: run `cargo build -p tollgate-ratelimit`")
+    for port in (10000, 10001, 9901, 18080, 18081, 16379):
         try:
             http("GET", f"http://127.0.0.1:{port}/", timeout=1)
             raise SystemExit(f"port {port} is in use: is the stack already up? (`make down`)")
@@ -64,6 +69,19 @@ def start():
     with open(os.path.join(RUN, "upstream.log"), "w") as log:
         procs["upstream"] = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tests/upstream/mock_llm.py"), "--port", "18080"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    redis_dir = os.path.join(RUN, "redis")
+    os.makedirs(redis_dir, exist_ok=True)
+    with open(os.path.join(RUN, "redis.log"), "w") as log:
+        procs["redis"] = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", "16379", "--save", "", "--appendonly", "no",
+             "--dir", redis_dir],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    time.sleep(0.3)
+    with open(os.path.join(RUN, "ratelimit.log"), "w") as log:
+        procs["ratelimit"] = subprocess.Popen(
+            [RATELIMIT_BIN, "--config", "envoy/ratelimit/tollgate.yaml", "--port", "18081",
+             "--redis", "redis://127.0.0.1:16379"],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     with open(os.path.join(RUN, "envoy.log"), "w") as log:
         procs["envoy"] = subprocess.Popen(
@@ -84,7 +102,7 @@ def start():
 
 def stop():
     stopped = []
-    for name in ("envoy", "upstream"):
+    for name in ("envoy", "ratelimit", "redis", "upstream"):
         path = os.path.join(RUN, f"{name}.pid")
         if not os.path.exists(path):
             continue
@@ -163,6 +181,15 @@ SCRIPT = [
 ]
 
 
+# Limits (listener 10001): tenant acme's agent bot-1 may send 5 requests a minute;
+# the tenant's daily budget is 0.005 USD, charged at the model's price.
+LIMIT_SCRIPT = [(f"acme/bot-1 request {n}", chat(f"status report {n}"),
+                 {"x-tenant-id": "acme", "x-agent-id": "bot-1"}) for n in range(1, 7)] + [
+    (f"acme/bot-2 gpt-4o, max_tokens 100 ({n})",
+     json.dumps({"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "summarise"}]}).encode(),
+     {"x-tenant-id": "acme", "x-agent-id": "bot-2"}) for n in range(1, 4)]
+
+
 def demo():
     print("Starting the LLM upstream and Envoy with the Tollgate filter (V8 compiles the wasm)...")
     start()
@@ -211,6 +238,22 @@ def demo():
                     detail = f"SSE, {resp.count(b'data:')} events: {text!r}{error}"
             detail = sent + detail
             rows.append((name, str(status), action, upstream, detail[:110]))
+        for name, body, headers in LIMIT_SCRIPT:
+            status, hdrs, resp = http("POST", LIMITS_URL + "/v1/chat/completions", body,
+                                      {"content-type": "application/json", **headers})
+            low = {k.lower(): v for k, v in hdrs.items()}
+            detail = ""
+            try:
+                j = json.loads(resp)
+                detail = j["error"]["message"] if "error" in j else "reply: " + str(j["choices"][0]["message"]["content"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                pass
+            if "x-tollgate-budget-warning" in low:
+                detail += " | budget warning: " + low["x-tollgate-budget-warning"]
+            if "retry-after" in low:
+                detail += " | retry-after " + low["retry-after"]
+            rows.append((name, str(status), "limit" if status == 429 else "allow", "limits listener",
+                         detail[:110]))
         widths = [max(len(r[i]) for r in rows + [("request", "status", "action", "upstream", "detail")]) for i in range(5)]
         line = "  ".join("{:<%d}" % w for w in widths)
         print()

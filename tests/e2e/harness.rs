@@ -123,6 +123,156 @@ impl Upstream {
     }
 }
 
+/// Start a process that prints `READY <port>` on stdout once it listens.
+pub fn start_ready(name: &str, cmd: &mut Command) -> Result<(Proc, u16)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let proc = Proc {
+        name: name.into(),
+        child,
+    };
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let port = line
+        .trim()
+        .strip_prefix("READY ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("{name} did not say READY: {line:?}"))?;
+    Ok((proc, port))
+}
+
+/// A real `redis-server` (Debian) on a free port, persisting to a temporary
+/// directory with the append-only file, so a restart keeps the counts.
+pub struct Redis {
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Redis {
+    pub fn start() -> Result<Redis> {
+        let port = free_port()?;
+        let dir = root().join(format!("target/e2e/redis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut r = Redis {
+            port,
+            dir,
+            proc: None,
+        };
+        r.spawn()?;
+        Ok(r)
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server (make setup installs it): {e}"))?;
+        self.proc = Some(Proc {
+            name: "redis".into(),
+            child,
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.ping() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err("redis-server did not answer PING in 10 s".into())
+    }
+
+    fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf).is_ok_and(|n| buf.get(..n).is_some_and(|b| b.starts_with(b"+PONG")))
+    }
+
+    /// Stop Redis and start it again on the same port and directory.
+    pub fn restart(&mut self) -> Result<()> {
+        self.proc = None;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.ping() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn()
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The rate-limit service (`tests/ratelimit`, built by `make e2e`) on Redis.
+pub struct Limiter {
+    pub port: u16,
+    pub redis: Redis,
+    _proc: Proc,
+}
+
+impl Limiter {
+    pub fn start(config: &str) -> Result<Limiter> {
+        let redis = Redis::start()?;
+        let bin = root().join("target/debug/tollgate-ratelimit");
+        if !bin.exists() {
+            return Err(format!(
+                "{} is missing: build it with `cargo build -p tollgate-ratelimit` (make e2e does)",
+                bin.display()
+            ));
+        }
+        let (proc, port) = start_ready(
+            "tollgate-ratelimit",
+            Command::new(bin)
+                .arg("--config")
+                .arg(root().join(config))
+                .args(["--port", "0", "--redis", &redis.url()]),
+        )?;
+        Ok(Limiter {
+            port,
+            redis,
+            _proc: proc,
+        })
+    }
+}
+
+/// A TCP port that accepts connections and never answers (a hung service).
+pub struct Blackhole {
+    pub port: u16,
+}
+
+impl Blackhole {
+    pub fn start() -> Result<Blackhole> {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = l.local_addr().map_err(|e| e.to_string())?.port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for c in l.incoming().flatten() {
+                if held.len() < 1024 {
+                    held.push(c);
+                }
+            }
+        });
+        Ok(Blackhole { port })
+    }
+}
+
 /// The exact body bytes of a recorded upstream request.
 pub fn recorded_body(req: &Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
@@ -142,12 +292,21 @@ pub fn recorded_header(req: &Value, name: &str) -> Option<String> {
     })
 }
 
+/// The port used for `placeholder` (the placeholder itself when not listed).
+fn port_for(map: &[(u16, u16)], placeholder: u16) -> u16 {
+    map.iter()
+        .find(|(p, _)| *p == placeholder)
+        .map_or(placeholder, |(_, v)| *v)
+}
+
 /// Real Envoy running a config from `envoy/` with its ports replaced.
 pub struct Envoy {
     pub listener: u16,
     pub alt_listener: u16,
     pub inj_listener: u16,
     pub pii_listener: u16,
+    /// Further listeners of the config: (port in the file, port used).
+    pub more_listeners: Vec<(u16, u16)>,
     pub admin: u16,
     pub log: PathBuf,
     proc: Proc,
@@ -156,6 +315,11 @@ pub struct Envoy {
 impl Envoy {
     /// Start `config` (relative to the root) in front of `upstream_port`; waits until ready.
     pub fn start(config: &str, upstream_port: u16) -> Result<Envoy> {
+        Envoy::start_with(config, upstream_port, &[])
+    }
+
+    /// [`Envoy::start`], with more cluster ports replaced: (port in the file, port used).
+    pub fn start_with(config: &str, upstream_port: u16, clusters: &[(u16, u16)]) -> Result<Envoy> {
         let (wasm, lite) = (wasm_path(), wasm_lite_path());
         for w in [&wasm, &lite] {
             if !w.exists() {
@@ -168,6 +332,10 @@ impl Envoy {
         let (listener, alt_listener, admin) = (free_port()?, free_port()?, free_port()?);
         let inj_listener = free_port()?;
         let pii_listener = free_port()?;
+        let mut more_listeners = Vec::new();
+        for placeholder in [10004u16, 10005, 10006] {
+            more_listeners.push((placeholder, free_port()?));
+        }
         let text = std::fs::read_to_string(root().join(config)).map_err(|e| e.to_string())?;
         let text = text
             .replace("port_value: 10000", &format!("port_value: {listener}"))
@@ -175,7 +343,13 @@ impl Envoy {
             .replace("port_value: 10002", &format!("port_value: {inj_listener}"))
             .replace("port_value: 10003", &format!("port_value: {pii_listener}"))
             .replace("port_value: 9901", &format!("port_value: {admin}"))
+            .replace("port_value: 10004", &format!("port_value: {}", port_for(&more_listeners, 10004)))
+            .replace("port_value: 10005", &format!("port_value: {}", port_for(&more_listeners, 10005)))
+            .replace("port_value: 10006", &format!("port_value: {}", port_for(&more_listeners, 10006)))
             .replace("port_value: 18080", &format!("port_value: {upstream_port}"))
+            .replace("port_value: 18081", &format!("port_value: {}", port_for(clusters, 18081)))
+            .replace("port_value: 18082", &format!("port_value: {}", port_for(clusters, 18082)))
+            .replace("port_value: 18083", &format!("port_value: {}", port_for(clusters, 18083)))
             .replace(
                 "filename: target/tollgate.wasm",
                 &format!("filename: {}", wasm.display()),
@@ -209,6 +383,7 @@ impl Envoy {
             alt_listener,
             inj_listener,
             pii_listener,
+            more_listeners,
             admin,
             log,
             proc: Proc {
@@ -248,6 +423,14 @@ impl Envoy {
 
     pub fn inj_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.inj_listener)
+    }
+
+    /// The URL of the listener written as `port_value: <placeholder>` in the config.
+    pub fn url_at(&self, placeholder: u16, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}{path}",
+            port_for(&self.more_listeners, placeholder)
+        )
     }
 
     pub fn pii_url(&self, path: &str) -> String {

@@ -5,12 +5,16 @@
 //! `cargo test -p tollgate-e2e --test e2e [-- NAME_SUBSTRING]`
 
 use serde_json::{json, Value};
+use std::cell::RefCell;
 use std::process::Command;
 use tollgate_e2e::*;
 
 struct Ctx {
     up: Upstream,
     envoy: Envoy,
+    /// The rate-limit service and its Redis (restarted by one case).
+    limiter: RefCell<Limiter>,
+    _blackhole: Blackhole,
 }
 
 type Case = (&'static str, fn(&Ctx) -> Result<()>);
@@ -86,6 +90,22 @@ const CASES: &[Case] = &[
         "stream_compressed_passes_unscanned_and_counted",
         stream_compressed,
     ),
+    ("limits_n_requests_pass_then_429", limits_requests),
+    (
+        "limits_tokens_charged_with_real_usage_streamed_and_not",
+        limits_tokens,
+    ),
+    ("limits_budget_goes_soft_then_hard", limits_budget),
+    ("limits_team_budget_blocks_its_agents", limits_team),
+    (
+        "limits_service_slow_and_down_failure_modes_hold",
+        limits_failure_modes,
+    ),
+    ("limits_identity_from_api_key_or_401", limits_identity),
+    (
+        "limits_counts_survive_a_redis_restart",
+        limits_redis_restart,
+    ),
 ];
 
 /// Cases that need no running Envoy.
@@ -103,6 +123,10 @@ const STANDALONE: &[Standalone] = &[
         inline_policies_equal,
     ),
     ("config_schema_is_published_and_current", schema_current),
+    (
+        "shipped_ratelimit_config_loads_in_the_service",
+        shipped_ratelimit_config,
+    ),
 ];
 
 fn main() {
@@ -155,8 +179,21 @@ fn main() {
 
 fn start() -> Result<Ctx> {
     let up = Upstream::start()?;
-    let envoy = Envoy::start("envoy/e2e.yaml", up.port)?;
-    Ok(Ctx { up, envoy })
+    let limiter = Limiter::start("tests/e2e/ratelimit.yaml")?;
+    let blackhole = Blackhole::start()?;
+    // Nothing listens there.
+    let down = free_port()?;
+    let envoy = Envoy::start_with(
+        "envoy/e2e.yaml",
+        up.port,
+        &[(18081, limiter.port), (18082, blackhole.port), (18083, down)],
+    )?;
+    Ok(Ctx {
+        up,
+        envoy,
+        limiter: RefCell::new(limiter),
+        _blackhole: blackhole,
+    })
 }
 
 /// A benign chat body with irregular spacing, key order and non-ASCII text:
@@ -1197,6 +1234,222 @@ fn stream_compressed(ctx: &Ctx) -> Result<()> {
     );
     check_eq!(after - before, 1.0);
     Ok(())
+}
+
+// --- limits and budgets (listeners 10004-10006) ---------------------------
+
+const LIMITS: u16 = 10004;
+
+/// POST a chat to the limits listener as `tenant` (team, agent optional).
+fn limited(ctx: &Ctx, listener: u16, ids: &[(&str, &str)], body: &[u8], extra: &[&str]) -> Result<Response> {
+    let mut headers: Vec<String> = ids.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    headers.extend(extra.iter().map(|h| h.to_string()));
+    let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
+    post(&ctx.envoy.url_at(listener, "/v1/chat/completions"), body, &refs)
+}
+
+/// `r=N` of limit `name` in a `RateLimit` header.
+fn remaining(r: &Response, name: &str) -> Option<u64> {
+    let h = r.header("ratelimit")?;
+    let part = h.split(", ").find(|p| p.starts_with(&format!("\"{name}\";")))?;
+    part.split(';')
+        .find_map(|kv| kv.strip_prefix("r="))
+        .and_then(|v| v.parse().ok())
+}
+
+fn limits_requests(ctx: &Ctx) -> Result<()> {
+    let id = [("x-tenant-id", "rpm-a")];
+    for n in 0..3 {
+        let r = limited(ctx, LIMITS, &id, &chat("hello"), &[])?;
+        check_eq!(r.status, 200);
+        check_eq!(remaining(&r, "tenant-rpm"), Some(2 - n));
+        check!(
+            r.header("ratelimit-policy")
+                .is_some_and(|p| p.contains("\"tenant-rpm\";q=3;w=60")),
+            "policy header: {:?}",
+            r.header("ratelimit-policy")
+        );
+    }
+    let r = limited(ctx, LIMITS, &id, &chat("hello"), &[])?;
+    check_eq!(r.status, 429);
+    check_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+    check_eq!(r.json()["error"]["message"], "limit exhausted: tenant-rpm");
+    let retry: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(0);
+    check!((1..=60).contains(&retry), "retry-after {retry}");
+    check_eq!(remaining(&r, "tenant-rpm"), Some(0));
+    check_eq!(ctx.up.requests()?.len(), 3);
+    // The Anthropic API's shape for an Anthropic route.
+    let body = json!({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let url = ctx.envoy.url_at(LIMITS, "/v1/messages");
+    for _ in 0..3 {
+        check_eq!(post(&url, body.as_bytes(), &["x-tenant-id: rpm-b"])?.status, 200);
+    }
+    let r = post(&url, body.as_bytes(), &["x-tenant-id: rpm-b"])?;
+    check_eq!(r.status, 429);
+    check_eq!(r.json()["error"]["type"], "rate_limit_error");
+    Ok(())
+}
+
+fn limits_tokens(ctx: &Ctx) -> Result<()> {
+    // 22 bytes of prompt (6 tokens estimated) + max_tokens 20: 26 reserved. The
+    // upstream reports 4 prompt + 30 completion tokens: 8 more are settled after.
+    let reply: String = (0..30).map(|i| format!("w{i} ")).collect();
+    let b64 = base64_of(reply.trim_end());
+    let reply_header = format!("x-mock-reply: {b64}");
+    let id = [("x-tenant-id", "tok-a")];
+    let mut seen = Vec::new();
+    for stream in [false, false, true, true] {
+        let body = json!({"model": "m", "max_tokens": 20, "stream": stream,
+            "messages": [{"role": "user", "content": "count my tokens please"}]}).to_string();
+        let r = limited(ctx, LIMITS, &id, body.as_bytes(), &[&reply_header, "x-mock-chunk-bytes: 7"])?;
+        check_eq!(r.status, 200);
+        if stream {
+            check!(r.text().ends_with("data: [DONE]\n\n"), "stream: {}", r.text());
+            check!(!r.text().contains("\"usage\""), "usage reached the client");
+        }
+        seen.push(remaining(&r, "tokens").unwrap_or(u64::MAX));
+        // The settlement is sent as the response ends; let it land.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    check_eq!(seen, vec![174, 140, 106, 72]);
+    let prom = ctx.envoy.prometheus()?;
+    check!(
+        prom_value(&prom, "tollgate_tokens_settled{}") >= 4.0 * 34.0,
+        "tokens_settled {}",
+        prom_value(&prom, "tollgate_tokens_settled{}")
+    );
+    Ok(())
+}
+
+fn limits_budget(ctx: &Ctx) -> Result<()> {
+    // 1,100 micro-USD reserved per request against a team budget of 3,000 (soft at 50%).
+    let id = [("x-tenant-id", "bud-a"), ("x-team-id", "t1"), ("x-agent-id", "a1")];
+    let r1 = limited(ctx, LIMITS, &id, &chat("hi"), &[])?;
+    check_eq!(r1.status, 200);
+    check_eq!(r1.header("x-tollgate-budget-warning"), None);
+    check_eq!(remaining(&r1, "team-budget"), Some(1900));
+    let r2 = limited(ctx, LIMITS, &id, &chat("hi"), &[])?;
+    check_eq!(r2.status, 200);
+    check_eq!(r2.header("x-tollgate-budget-warning"), Some("team-budget"));
+    let r3 = limited(ctx, LIMITS, &id, &chat("hi"), &[])?;
+    check_eq!(r3.status, 429);
+    check_eq!(r3.json()["error"]["message"], "limit exhausted: team-budget");
+    check_eq!(ctx.up.requests()?.len(), 2);
+    let prom = ctx.envoy.prometheus()?;
+    check!(
+        prom_value(&prom, "tollgate_budget_soft{limit=\"team-budget\"}") >= 1.0,
+        "no soft metric"
+    );
+    check!(
+        prom_value(&prom, "tollgate_ratelimit_exceeded{limit=\"team-budget\"}") >= 1.0,
+        "no exceeded metric"
+    );
+    Ok(())
+}
+
+fn limits_team(ctx: &Ctx) -> Result<()> {
+    let a1 = [("x-tenant-id", "bud-b"), ("x-team-id", "t2"), ("x-agent-id", "a1")];
+    for _ in 0..2 {
+        check_eq!(limited(ctx, LIMITS, &a1, &chat("hi"), &[])?.status, 200);
+    }
+    // Another agent of the same team: the team's budget is spent.
+    let a2 = [("x-tenant-id", "bud-b"), ("x-team-id", "t2"), ("x-agent-id", "a2")];
+    let r = limited(ctx, LIMITS, &a2, &chat("hi"), &[])?;
+    check_eq!(r.status, 429);
+    check_eq!(r.json()["error"]["message"], "limit exhausted: team-budget");
+    // An agent of another team is not affected.
+    let a3 = [("x-tenant-id", "bud-b"), ("x-team-id", "t3"), ("x-agent-id", "a3")];
+    check_eq!(limited(ctx, LIMITS, &a3, &chat("hi"), &[])?.status, 200);
+    Ok(())
+}
+
+fn limits_failure_modes(ctx: &Ctx) -> Result<()> {
+    let before = prom_value(&ctx.envoy.prometheus()?, "tollgate_degraded_detector_ratelimit{}");
+    let id = [("x-tenant-id", "any")];
+    // A service that never answers, failureMode allow: every request passes
+    // after the 100 ms timeout, marked degraded for the client and the upstream.
+    for _ in 0..5 {
+        let r = limited(ctx, 10005, &id, &chat("hello"), &[])?;
+        check_eq!(r.status, 200);
+        check_eq!(r.header("x-tollgate-degraded"), Some("ratelimit"));
+    }
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 5);
+    for req in &reqs {
+        check_eq!(recorded_header(req, "x-tollgate-degraded").as_deref(), Some("ratelimit"));
+    }
+    let after = prom_value(&ctx.envoy.prometheus()?, "tollgate_degraded_detector_ratelimit{}");
+    check_eq!(after - before, 5.0);
+    // Nothing listening, failureMode deny: every request is refused, none reaches the upstream.
+    ctx.up.reset()?;
+    for _ in 0..5 {
+        let r = limited(ctx, 10006, &id, &chat("hello"), &[])?;
+        check_eq!(r.status, 503);
+        check_eq!(r.json()["error"]["code"], "rate_limiter_unavailable");
+    }
+    check_eq!(ctx.up.requests()?.len(), 0);
+    Ok(())
+}
+
+fn limits_identity(ctx: &Ctx) -> Result<()> {
+    // An API key from the table names the tenant; it goes upstream unchanged.
+    let r = limited(ctx, LIMITS, &[], &chat("hello"), &["authorization: Bearer e2e-key-1"])?;
+    check_eq!(r.status, 200);
+    let reqs = ctx.up.requests()?;
+    check_eq!(
+        recorded_header(&reqs[0], "authorization").as_deref(),
+        Some("Bearer e2e-key-1")
+    );
+    // No key, no tenant header: 401 in the API's shape, nothing upstream.
+    let r = limited(ctx, LIMITS, &[], &chat("hello"), &["authorization: Bearer wrong"])?;
+    check_eq!(r.status, 401);
+    check_eq!(r.json()["error"]["code"], "invalid_api_key");
+    let body = json!({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let r = post(&ctx.envoy.url_at(LIMITS, "/v1/messages"), body.as_bytes(), &[])?;
+    check_eq!(r.status, 401);
+    check_eq!(r.json()["error"]["type"], "authentication_error");
+    check_eq!(ctx.up.requests()?.len(), 1);
+    Ok(())
+}
+
+fn limits_redis_restart(ctx: &Ctx) -> Result<()> {
+    let id = [("x-tenant-id", "rpm-redis")];
+    for _ in 0..2 {
+        check_eq!(limited(ctx, LIMITS, &id, &chat("hello"), &[])?.status, 200);
+    }
+    ctx.limiter.borrow_mut().redis.restart()?;
+    // The third request still counts as the third (the append-only file kept them).
+    let mut third = limited(ctx, LIMITS, &id, &chat("hello"), &[])?;
+    for _ in 0..20 {
+        // The service reconnects to Redis; until then it answers UNAVAILABLE (503).
+        if third.status != 503 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        third = limited(ctx, LIMITS, &id, &chat("hello"), &[])?;
+    }
+    check_eq!(third.status, 200);
+    check_eq!(remaining(&third, "tenant-rpm"), Some(0));
+    check_eq!(limited(ctx, LIMITS, &id, &chat("hello"), &[])?.status, 429);
+    Ok(())
+}
+
+fn shipped_ratelimit_config() -> Result<()> {
+    let bin = root().join("target/debug/tollgate-ratelimit");
+    let (_proc, port) = start_ready(
+        "tollgate-ratelimit",
+        Command::new(bin)
+            .arg("--config")
+            .arg(root().join("envoy/ratelimit/tollgate.yaml"))
+            .args(["--port", "0"]),
+    )?;
+    check!(port > 0, "no port");
+    Ok(())
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
 }
 
 fn envoy_validate(path: &std::path::Path) -> Result<(bool, String)> {
