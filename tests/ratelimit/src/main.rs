@@ -83,9 +83,17 @@ async fn run(args: Args) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => {}
         }
     };
+    // TCP_NODELAY on every connection: without it a small answer waits for the
+    // peer's delayed ACK (~40 ms per call, measured with limits_ab.py).
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    });
     tonic::transport::Server::builder()
         .add_service(RateLimitServiceServer::new(Grpc(service)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| format!("serve: {e}"))
 }
