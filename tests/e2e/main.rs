@@ -106,6 +106,10 @@ const CASES: &[Case] = &[
         "limits_counts_survive_a_redis_restart",
         limits_redis_restart,
     ),
+    (
+        "limits_budget_running_out_mid_stream_ends_it",
+        limits_mid_stream,
+    ),
 ];
 
 /// Cases that need no running Envoy.
@@ -186,7 +190,11 @@ fn start() -> Result<Ctx> {
     let envoy = Envoy::start_with(
         "envoy/e2e.yaml",
         up.port,
-        &[(18081, limiter.port), (18082, blackhole.port), (18083, down)],
+        &[
+            (18081, limiter.port),
+            (18082, blackhole.port),
+            (18083, down),
+        ],
     )?;
     Ok(Ctx {
         up,
@@ -1241,17 +1249,29 @@ fn stream_compressed(ctx: &Ctx) -> Result<()> {
 const LIMITS: u16 = 10004;
 
 /// POST a chat to the limits listener as `tenant` (team, agent optional).
-fn limited(ctx: &Ctx, listener: u16, ids: &[(&str, &str)], body: &[u8], extra: &[&str]) -> Result<Response> {
+fn limited(
+    ctx: &Ctx,
+    listener: u16,
+    ids: &[(&str, &str)],
+    body: &[u8],
+    extra: &[&str],
+) -> Result<Response> {
     let mut headers: Vec<String> = ids.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     headers.extend(extra.iter().map(|h| h.to_string()));
     let refs: Vec<&str> = headers.iter().map(String::as_str).collect();
-    post(&ctx.envoy.url_at(listener, "/v1/chat/completions"), body, &refs)
+    post(
+        &ctx.envoy.url_at(listener, "/v1/chat/completions"),
+        body,
+        &refs,
+    )
 }
 
 /// `r=N` of limit `name` in a `RateLimit` header.
 fn remaining(r: &Response, name: &str) -> Option<u64> {
     let h = r.header("ratelimit")?;
-    let part = h.split(", ").find(|p| p.starts_with(&format!("\"{name}\";")))?;
+    let part = h
+        .split(", ")
+        .find(|p| p.starts_with(&format!("\"{name}\";")))?;
     part.split(';')
         .find_map(|kv| kv.strip_prefix("r="))
         .and_then(|v| v.parse().ok())
@@ -1274,7 +1294,10 @@ fn limits_requests(ctx: &Ctx) -> Result<()> {
     check_eq!(r.status, 429);
     check_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
     check_eq!(r.json()["error"]["message"], "limit exhausted: tenant-rpm");
-    let retry: u64 = r.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     check!((1..=60).contains(&retry), "retry-after {retry}");
     check_eq!(remaining(&r, "tenant-rpm"), Some(0));
     check_eq!(ctx.up.requests()?.len(), 3);
@@ -1282,7 +1305,10 @@ fn limits_requests(ctx: &Ctx) -> Result<()> {
     let body = json!({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}).to_string();
     let url = ctx.envoy.url_at(LIMITS, "/v1/messages");
     for _ in 0..3 {
-        check_eq!(post(&url, body.as_bytes(), &["x-tenant-id: rpm-b"])?.status, 200);
+        check_eq!(
+            post(&url, body.as_bytes(), &["x-tenant-id: rpm-b"])?.status,
+            200
+        );
     }
     let r = post(&url, body.as_bytes(), &["x-tenant-id: rpm-b"])?;
     check_eq!(r.status, 429);
@@ -1300,11 +1326,22 @@ fn limits_tokens(ctx: &Ctx) -> Result<()> {
     let mut seen = Vec::new();
     for stream in [false, false, true, true] {
         let body = json!({"model": "m", "max_tokens": 20, "stream": stream,
-            "messages": [{"role": "user", "content": "count my tokens please"}]}).to_string();
-        let r = limited(ctx, LIMITS, &id, body.as_bytes(), &[&reply_header, "x-mock-chunk-bytes: 7"])?;
+            "messages": [{"role": "user", "content": "count my tokens please"}]})
+        .to_string();
+        let r = limited(
+            ctx,
+            LIMITS,
+            &id,
+            body.as_bytes(),
+            &[&reply_header, "x-mock-chunk-bytes: 7"],
+        )?;
         check_eq!(r.status, 200);
         if stream {
-            check!(r.text().ends_with("data: [DONE]\n\n"), "stream: {}", r.text());
+            check!(
+                r.text().ends_with("data: [DONE]\n\n"),
+                "stream: {}",
+                r.text()
+            );
             check!(!r.text().contains("\"usage\""), "usage reached the client");
         }
         seen.push(remaining(&r, "tokens").unwrap_or(u64::MAX));
@@ -1323,7 +1360,11 @@ fn limits_tokens(ctx: &Ctx) -> Result<()> {
 
 fn limits_budget(ctx: &Ctx) -> Result<()> {
     // 1,100 micro-USD reserved per request against a team budget of 3,000 (soft at 50%).
-    let id = [("x-tenant-id", "bud-a"), ("x-team-id", "t1"), ("x-agent-id", "a1")];
+    let id = [
+        ("x-tenant-id", "bud-a"),
+        ("x-team-id", "t1"),
+        ("x-agent-id", "a1"),
+    ];
     let r1 = limited(ctx, LIMITS, &id, &chat("hi"), &[])?;
     check_eq!(r1.status, 200);
     check_eq!(r1.header("x-tollgate-budget-warning"), None);
@@ -1333,7 +1374,10 @@ fn limits_budget(ctx: &Ctx) -> Result<()> {
     check_eq!(r2.header("x-tollgate-budget-warning"), Some("team-budget"));
     let r3 = limited(ctx, LIMITS, &id, &chat("hi"), &[])?;
     check_eq!(r3.status, 429);
-    check_eq!(r3.json()["error"]["message"], "limit exhausted: team-budget");
+    check_eq!(
+        r3.json()["error"]["message"],
+        "limit exhausted: team-budget"
+    );
     check_eq!(ctx.up.requests()?.len(), 2);
     let prom = ctx.envoy.prometheus()?;
     check!(
@@ -1348,23 +1392,38 @@ fn limits_budget(ctx: &Ctx) -> Result<()> {
 }
 
 fn limits_team(ctx: &Ctx) -> Result<()> {
-    let a1 = [("x-tenant-id", "bud-b"), ("x-team-id", "t2"), ("x-agent-id", "a1")];
+    let a1 = [
+        ("x-tenant-id", "bud-b"),
+        ("x-team-id", "t2"),
+        ("x-agent-id", "a1"),
+    ];
     for _ in 0..2 {
         check_eq!(limited(ctx, LIMITS, &a1, &chat("hi"), &[])?.status, 200);
     }
     // Another agent of the same team: the team's budget is spent.
-    let a2 = [("x-tenant-id", "bud-b"), ("x-team-id", "t2"), ("x-agent-id", "a2")];
+    let a2 = [
+        ("x-tenant-id", "bud-b"),
+        ("x-team-id", "t2"),
+        ("x-agent-id", "a2"),
+    ];
     let r = limited(ctx, LIMITS, &a2, &chat("hi"), &[])?;
     check_eq!(r.status, 429);
     check_eq!(r.json()["error"]["message"], "limit exhausted: team-budget");
     // An agent of another team is not affected.
-    let a3 = [("x-tenant-id", "bud-b"), ("x-team-id", "t3"), ("x-agent-id", "a3")];
+    let a3 = [
+        ("x-tenant-id", "bud-b"),
+        ("x-team-id", "t3"),
+        ("x-agent-id", "a3"),
+    ];
     check_eq!(limited(ctx, LIMITS, &a3, &chat("hi"), &[])?.status, 200);
     Ok(())
 }
 
 fn limits_failure_modes(ctx: &Ctx) -> Result<()> {
-    let before = prom_value(&ctx.envoy.prometheus()?, "tollgate_degraded_detector_ratelimit{}");
+    let before = prom_value(
+        &ctx.envoy.prometheus()?,
+        "tollgate_degraded_detector_ratelimit{}",
+    );
     let id = [("x-tenant-id", "any")];
     // A service that never answers, failureMode allow: every request passes
     // after the 100 ms timeout, marked degraded for the client and the upstream.
@@ -1376,9 +1435,15 @@ fn limits_failure_modes(ctx: &Ctx) -> Result<()> {
     let reqs = ctx.up.requests()?;
     check_eq!(reqs.len(), 5);
     for req in &reqs {
-        check_eq!(recorded_header(req, "x-tollgate-degraded").as_deref(), Some("ratelimit"));
+        check_eq!(
+            recorded_header(req, "x-tollgate-degraded").as_deref(),
+            Some("ratelimit")
+        );
     }
-    let after = prom_value(&ctx.envoy.prometheus()?, "tollgate_degraded_detector_ratelimit{}");
+    let after = prom_value(
+        &ctx.envoy.prometheus()?,
+        "tollgate_degraded_detector_ratelimit{}",
+    );
     check_eq!(after - before, 5.0);
     // Nothing listening, failureMode deny: every request is refused, none reaches the upstream.
     ctx.up.reset()?;
@@ -1393,7 +1458,13 @@ fn limits_failure_modes(ctx: &Ctx) -> Result<()> {
 
 fn limits_identity(ctx: &Ctx) -> Result<()> {
     // An API key from the table names the tenant; it goes upstream unchanged.
-    let r = limited(ctx, LIMITS, &[], &chat("hello"), &["authorization: Bearer e2e-key-1"])?;
+    let r = limited(
+        ctx,
+        LIMITS,
+        &[],
+        &chat("hello"),
+        &["authorization: Bearer e2e-key-1"],
+    )?;
     check_eq!(r.status, 200);
     let reqs = ctx.up.requests()?;
     check_eq!(
@@ -1401,11 +1472,21 @@ fn limits_identity(ctx: &Ctx) -> Result<()> {
         Some("Bearer e2e-key-1")
     );
     // No key, no tenant header: 401 in the API's shape, nothing upstream.
-    let r = limited(ctx, LIMITS, &[], &chat("hello"), &["authorization: Bearer wrong"])?;
+    let r = limited(
+        ctx,
+        LIMITS,
+        &[],
+        &chat("hello"),
+        &["authorization: Bearer wrong"],
+    )?;
     check_eq!(r.status, 401);
     check_eq!(r.json()["error"]["code"], "invalid_api_key");
     let body = json!({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}).to_string();
-    let r = post(&ctx.envoy.url_at(LIMITS, "/v1/messages"), body.as_bytes(), &[])?;
+    let r = post(
+        &ctx.envoy.url_at(LIMITS, "/v1/messages"),
+        body.as_bytes(),
+        &[],
+    )?;
     check_eq!(r.status, 401);
     check_eq!(r.json()["error"]["type"], "authentication_error");
     check_eq!(ctx.up.requests()?.len(), 1);
@@ -1431,6 +1512,54 @@ fn limits_redis_restart(ctx: &Ctx) -> Result<()> {
     check_eq!(third.status, 200);
     check_eq!(remaining(&third, "tenant-rpm"), Some(0));
     check_eq!(limited(ctx, LIMITS, &id, &chat("hello"), &[])?.status, 429);
+    Ok(())
+}
+
+fn limits_mid_stream(ctx: &Ctx) -> Result<()> {
+    // No max_tokens: 10 reserved (defaultMaxTokens) + 1 prompt of 200; the stream
+    // may then write 10 + 189 tokens, about 796 bytes, of a 2,000-byte reply.
+    let reply: String = (0..400)
+        .map(|i| format!("w{:03} ", i % 1000))
+        .collect::<String>();
+    let reply = reply.get(..2000).unwrap_or(&reply).to_string();
+    let header = format!("x-mock-reply: {}", base64_of(&reply));
+    let body =
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+            .to_string();
+    let r = limited(
+        ctx,
+        LIMITS,
+        &[("x-tenant-id", "tok-mid")],
+        body.as_bytes(),
+        &[&header, "x-mock-chunk-bytes: 16"],
+    )?;
+    check_eq!(r.status, 200);
+    let text = r.text();
+    let mut content = String::new();
+    let mut error = Value::Null;
+    for line in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if let Ok(v) = serde_json::from_str::<Value>(line) {
+            if v.get("error").is_some() {
+                error = v["error"].clone();
+            }
+            content.push_str(
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    check_eq!(error["code"], "rate_limit_exceeded");
+    check!(
+        (700..=796).contains(&content.len()),
+        "the client got {} bytes of text",
+        content.len()
+    );
+    check!(reply.starts_with(&content), "text differs");
+    check!(
+        text.ends_with("data: [DONE]\n\n"),
+        "stream not ended: {text}"
+    );
     Ok(())
 }
 

@@ -151,6 +151,21 @@ pub struct RateLimitConfig {
     /// Output tokens reserved when the request sets no `max_tokens`.
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u32,
+    /// A stream whose output passes what its token and cost budgets still
+    /// allow: `end` it there with the API's error event, or let it `finish`
+    /// (and settle afterwards).
+    #[serde(default)]
+    pub mid_stream: MidStream,
+}
+
+/// What happens when a budget runs out in the middle of a stream.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum MidStream {
+    #[default]
+    End,
+    Finish,
 }
 
 fn default_domain() -> String {

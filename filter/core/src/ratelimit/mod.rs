@@ -18,7 +18,7 @@ pub mod proto;
 
 use crate::config::{
     ApiKeyConfig, ConfigError, Dimension, FailureMode, IdentityConfig, IdentitySourceConfig,
-    LimitKind, RateLimitConfig, UnknownIdentity,
+    LimitKind, MidStream, RateLimitConfig, UnknownIdentity,
 };
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -213,6 +213,7 @@ pub struct RateLimitPolicy {
     pub limits: Vec<Limit>,
     pub prices: BTreeMap<String, Price>,
     pub default_max_tokens: u64,
+    pub mid_stream: MidStream,
 }
 
 impl RateLimitPolicy {
@@ -309,6 +310,7 @@ impl RateLimitPolicy {
             limits,
             prices,
             default_max_tokens: u64::from(c.default_max_tokens),
+            mid_stream: c.mid_stream,
         })
     }
 
@@ -380,6 +382,7 @@ pub fn cost_micros(price: Option<Price>, input: u64, output: u64) -> u64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitStatus {
     pub name: String,
+    pub kind: LimitKind,
     pub over: bool,
     /// `requests_per_unit` and the window in seconds, when the service said.
     pub limit: Option<(u32, u64)>,

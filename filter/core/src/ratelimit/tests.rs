@@ -190,6 +190,7 @@ fn ietf_headers_from_statuses() {
     let s = vec![
         LimitStatus {
             name: "rpm".into(),
+            kind: LimitKind::Cost,
             over: false,
             limit: Some((5, 60)),
             remaining: 2,
@@ -198,6 +199,7 @@ fn ietf_headers_from_statuses() {
         },
         LimitStatus {
             name: "day".into(),
+            kind: LimitKind::Cost,
             over: false,
             limit: None,
             remaining: 0,
@@ -206,6 +208,7 @@ fn ietf_headers_from_statuses() {
         },
         LimitStatus {
             name: "budget".into(),
+            kind: LimitKind::Cost,
             over: true,
             limit: Some((1000, 86400)),
             remaining: 0,

@@ -154,6 +154,8 @@ pub enum StreamErrorKind {
     Degraded,
     /// The upstream stream could not be parsed (too large an event, not SSE).
     BadStream,
+    /// A token or cost budget ran out in the middle of the stream.
+    Budget,
 }
 
 impl StreamErrorKind {
@@ -163,6 +165,7 @@ impl StreamErrorKind {
             StreamErrorKind::Policy => "content_policy_violation",
             StreamErrorKind::Degraded => "detector_unavailable",
             StreamErrorKind::BadStream => "invalid_upstream_stream",
+            StreamErrorKind::Budget => "rate_limit_exceeded",
         }
     }
 
@@ -170,6 +173,7 @@ impl StreamErrorKind {
         match self {
             StreamErrorKind::Policy => "invalid_request_error",
             StreamErrorKind::Degraded | StreamErrorKind::BadStream => "server_error",
+            StreamErrorKind::Budget => "requests",
         }
     }
 
@@ -178,6 +182,7 @@ impl StreamErrorKind {
             StreamErrorKind::Policy => "permission_error",
             StreamErrorKind::Degraded => "overloaded_error",
             StreamErrorKind::BadStream => "api_error",
+            StreamErrorKind::Budget => "rate_limit_error",
         }
     }
 }

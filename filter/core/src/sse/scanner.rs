@@ -223,6 +223,8 @@ pub struct StreamScanner {
     events: Vec<SseEvent>,
     /// Bytes of the events waiting in `queue` (bounded by `maxBodyBytes`).
     queued_bytes: usize,
+    /// The stream's output budget in bytes of text, and the limit it comes from.
+    budget: Option<(u64, String)>,
 }
 
 impl StreamScanner {
@@ -251,7 +253,15 @@ impl StreamScanner {
             any_detector,
             events: Vec::new(),
             queued_bytes: 0,
+            budget: None,
         }
+    }
+
+    /// End the stream once its text passes `bytes` (the output a token or
+    /// cost budget still allows), naming `limit` in the error event.
+    pub fn with_budget(mut self, bytes: u64, limit: &str) -> Self {
+        self.budget = Some((bytes, limit.to_string()));
+        self
     }
 
     pub fn outcome(&self) -> &StreamOutcome {
@@ -416,6 +426,10 @@ impl StreamScanner {
         if self.strip_usage && !q.drop && q.ev.data.contains("\"usage\"") {
             q.strip_usage = true;
         }
+        if let Some(msg) = self.over_budget() {
+            self.fail(out, "BUDGET", StreamErrorKind::Budget, &msg);
+            return;
+        }
         if self.keys.len() > MAX_KEYS {
             let msg = format!("the upstream stream opened more than {MAX_KEYS} text streams");
             self.fail(out, "BAD_STREAM", StreamErrorKind::BadStream, &msg);
@@ -452,6 +466,14 @@ impl StreamScanner {
         }
         self.text_bytes += text.len() as u64;
         i
+    }
+
+    /// Whether the text so far passed the budget.
+    fn over_budget(&self) -> Option<String> {
+        self.budget
+            .as_ref()
+            .filter(|(max, _)| self.text_bytes > *max)
+            .map(|(_, name)| format!("limit exhausted: {name} (budget ran out mid-stream)"))
     }
 
     /// Findings of the response detectors in `text` (patterns only).

@@ -259,12 +259,13 @@ impl RequestFlow {
             // Events are rewritten, held and dropped: the length changes.
             host.set_response_header("content-length", None);
             let pseudonyms = std::mem::take(&mut self.pseudonyms);
-            self.stream = Some(Box::new(StreamScanner::new(
-                api,
-                self.policy.clone(),
-                pseudonyms,
-                self.strip_usage,
-            )));
+            let mut scanner =
+                StreamScanner::new(api, self.policy.clone(), pseudonyms, self.strip_usage);
+            if let Some((tokens, name)) = self.output_allowance() {
+                // The scanner estimates tokens as 4 bytes of text, like the reservation.
+                scanner = scanner.with_budget(tokens.saturating_mul(4), &name);
+            }
+            self.stream = Some(Box::new(scanner));
             self.response = ResponseState::Streaming;
             return Next::Continue;
         }
@@ -391,6 +392,35 @@ impl RequestFlow {
             usage.input_tokens.unwrap_or(prompt),
             usage.output_tokens.unwrap_or(0),
         );
+    }
+
+    /// The most output tokens the token and cost budgets still allow this
+    /// request (its reservation plus what they have left), and the limit
+    /// that allows the least; `None` without such limits or with `midStream: finish`.
+    fn output_allowance(&self) -> Option<(u64, String)> {
+        let rl = self.policy.rate_limit.as_ref()?;
+        if rl.mid_stream != crate::config::MidStream::End {
+            return None;
+        }
+        let check = self.limits.as_ref()?;
+        let reserved_output = check.reserved.tokens.saturating_sub(check.prompt);
+        let output_price = rl.price(&check.model).map(|p| p.output);
+        check
+            .statuses
+            .iter()
+            .filter(|s| s.limit.is_some())
+            .filter_map(|s| {
+                let extra = match s.kind {
+                    LimitKind::Tokens => u64::from(s.remaining),
+                    LimitKind::Cost => {
+                        let p = output_price.filter(|p| *p > 0.0)?;
+                        (f64::from(s.remaining) / p).floor() as u64
+                    }
+                    LimitKind::Requests => return None,
+                };
+                Some((reserved_output.saturating_add(extra), s.name.clone()))
+            })
+            .min_by_key(|(t, _)| *t)
     }
 
     /// Token or cost limits were charged a reservation: the response's usage settles it.
@@ -690,6 +720,7 @@ impl RequestFlow {
                     };
                     check.statuses.push(LimitStatus {
                         name: limit.name.clone(),
+                        kind: limit.kind,
                         over,
                         limit: limit_q,
                         remaining: st.remaining,

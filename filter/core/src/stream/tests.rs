@@ -1066,3 +1066,34 @@ fn usage_beyond_the_reservation_is_settled_after_the_response() {
     assert_eq!(h.grpc_calls.len(), 2);
     assert_eq!(h.counter("tollgate.ratelimit_unsettled.kind.tokens"), 90);
 }
+
+#[test]
+fn a_budget_that_runs_out_mid_stream_ends_the_stream() {
+    let p = policy(RL_POLICY);
+    let body =
+        serde_json::json!({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})
+            .to_string();
+    let mut h = rl_host(&[("x-tenant-id", "acme")], body.as_bytes());
+    let mut flow = RequestFlow::new(p);
+    rl_request(&mut flow, &mut h);
+    // Reserved 100 output tokens (defaultMaxTokens); the tokens limit has 5 left after it.
+    flow.on_grpc_response(&mut h, 1, 0, Some(rls_response(&[(false, 100, 90, 60)])));
+    flow.on_grpc_response(&mut h, 2, 0, Some(rls_response(&[(false, 200, 5, 60)])));
+    assert_eq!(h.resumed, 1);
+    h.response_headers = vec![("content-type".into(), "text/event-stream".into())];
+    flow.on_response_headers(&mut h, false);
+    // 105 tokens are about 420 bytes of text: 30 deltas of 16 bytes pass it.
+    let chunks: Vec<String> = (0..30)
+        .map(|i| sse_chunk(&format!("word{i:02} and more ")))
+        .collect();
+    let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_bytes()).collect();
+    let got = String::from_utf8(stream_through(&mut flow, &mut h, &refs)).unwrap_or_default();
+    assert!(got.contains(r#""code":"rate_limit_exceeded""#), "{got}");
+    assert!(
+        got.contains("limit exhausted: tokens (budget ran out mid-stream)"),
+        "{got}"
+    );
+    assert!(!got.contains("word29"), "{got}");
+    assert!(got.contains("word00"));
+    assert_eq!(h.counter("tollgate.responses_blocked.reason.budget"), 1);
+}
