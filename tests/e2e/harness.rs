@@ -173,7 +173,14 @@ impl Redis {
     fn spawn(&mut self) -> Result<()> {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -202,7 +209,8 @@ impl Redis {
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
         let mut buf = [0u8; 16];
         s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf).is_ok_and(|n| buf.get(..n).is_some_and(|b| b.starts_with(b"+PONG")))
+            && s.read(&mut buf)
+                .is_ok_and(|n| buf.get(..n).is_some_and(|b| b.starts_with(b"+PONG")))
     }
 
     /// Stop Redis and start it again on the same port and directory.
@@ -343,13 +351,31 @@ impl Envoy {
             .replace("port_value: 10002", &format!("port_value: {inj_listener}"))
             .replace("port_value: 10003", &format!("port_value: {pii_listener}"))
             .replace("port_value: 9901", &format!("port_value: {admin}"))
-            .replace("port_value: 10004", &format!("port_value: {}", port_for(&more_listeners, 10004)))
-            .replace("port_value: 10005", &format!("port_value: {}", port_for(&more_listeners, 10005)))
-            .replace("port_value: 10006", &format!("port_value: {}", port_for(&more_listeners, 10006)))
+            .replace(
+                "port_value: 10004",
+                &format!("port_value: {}", port_for(&more_listeners, 10004)),
+            )
+            .replace(
+                "port_value: 10005",
+                &format!("port_value: {}", port_for(&more_listeners, 10005)),
+            )
+            .replace(
+                "port_value: 10006",
+                &format!("port_value: {}", port_for(&more_listeners, 10006)),
+            )
             .replace("port_value: 18080", &format!("port_value: {upstream_port}"))
-            .replace("port_value: 18081", &format!("port_value: {}", port_for(clusters, 18081)))
-            .replace("port_value: 18082", &format!("port_value: {}", port_for(clusters, 18082)))
-            .replace("port_value: 18083", &format!("port_value: {}", port_for(clusters, 18083)))
+            .replace(
+                "port_value: 18081",
+                &format!("port_value: {}", port_for(clusters, 18081)),
+            )
+            .replace(
+                "port_value: 18082",
+                &format!("port_value: {}", port_for(clusters, 18082)),
+            )
+            .replace(
+                "port_value: 18083",
+                &format!("port_value: {}", port_for(clusters, 18083)),
+            )
             .replace(
                 "filename: target/tollgate.wasm",
                 &format!("filename: {}", wasm.display()),
