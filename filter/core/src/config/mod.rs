@@ -291,7 +291,7 @@ impl PluginConfig {
                                 }
                                 other => ConfigError::at(at("phrases"), other),
                             })?;
-                    detectors.push(Box::new(det));
+                    detectors.push(Box::new(det.with_responses(c.responses)));
                 }
             }
         }

@@ -558,6 +558,9 @@ pub struct DenyListConfig {
     /// Channels the list applies to; empty or absent means all.
     #[serde(default)]
     pub channels: Vec<Channel>,
+    /// Also scan responses, streamed ones included (a phrase the model echoes).
+    #[serde(default)]
+    pub responses: bool,
 }
 
 /// Marks a nested path inside an error message so [`super::PluginConfig::from_json`]

@@ -14,6 +14,8 @@ pub struct DenyListDetector {
     matcher: AhoCorasick,
     action: Action,
     channels: Vec<Channel>,
+    /// Also scan responses (an echoed jailbreak phrase, mid-stream too).
+    responses: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +54,14 @@ impl DenyListDetector {
             matcher,
             action,
             channels,
+            responses: false,
         })
+    }
+
+    /// Scan response bodies and streams too.
+    pub fn with_responses(mut self, on: bool) -> Self {
+        self.responses = on;
+        self
     }
 }
 
@@ -63,6 +72,10 @@ impl Detector for DenyListDetector {
 
     fn applies_to(&self, channel: Channel) -> bool {
         self.channels.is_empty() || self.channels.contains(&channel)
+    }
+
+    fn applies_to_direction(&self, dir: crate::api::Direction) -> bool {
+        dir == crate::api::Direction::Request || self.responses
     }
 
     fn scan(&self, text: &ScanText<'_>, _channel: Channel, out: &mut Vec<Finding>) {
