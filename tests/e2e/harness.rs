@@ -76,27 +76,12 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Result<Upstream> {
-        let mut child = Command::new(venv_bin("python3"))
-            .arg(root().join("tests/upstream/mock_llm.py"))
-            .args(["--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the mock upstream: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let proc = Proc {
-            name: "mock_llm".into(),
-            child,
-        };
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
-        let port = line
-            .trim()
-            .strip_prefix("READY ")
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| format!("mock upstream did not say READY: {line:?}"))?;
+        let (proc, port) = start_ready(
+            "mock upstream",
+            Command::new(venv_bin("python3"))
+                .arg(root().join("tests/upstream/mock_llm.py"))
+                .args(["--port", "0"]),
+        )?;
         Ok(Upstream { port, _proc: proc })
     }
 
