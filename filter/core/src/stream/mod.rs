@@ -168,12 +168,19 @@ impl RequestFlow {
             }
         }
         if end_of_stream {
+            if self.policy.rate_limit.is_some() {
+                // A request without a body (GET /v1/models) counts too.
+                return self.check_limits_for(host, None, 0, None, Action::Allow);
+            }
             self.forward(host, Action::Allow);
             return Next::Continue;
         }
         if let Some(ct) = host.request_header("content-type") {
             if !is_json_content_type(&ct) {
                 host.count(Metric::NonJsonPassthrough, 1);
+                if self.policy.rate_limit.is_some() {
+                    return self.check_limits_for(host, None, 0, None, Action::Allow);
+                }
                 self.forward(host, Action::Allow);
                 return Next::Continue;
             }
@@ -514,7 +521,11 @@ impl RequestFlow {
             host.request_body(0, self.body_size).unwrap_or_default()
         };
         if body.iter().all(u8::is_ascii_whitespace) {
-            // Nothing to scan; the upstream answers an empty body itself.
+            // Nothing to scan; the upstream answers an empty body itself. It
+            // is still a request for the limits.
+            if self.policy.rate_limit.is_some() {
+                return self.check_limits_for(host, None, 0, None, Action::Allow);
+            }
             self.forward(host, Action::Allow);
             return Next::Continue;
         }
@@ -615,13 +626,36 @@ impl RequestFlow {
     /// Ask the rate-limit service, reserving what this request may cost;
     /// the request waits for the answers ([`RequestFlow::on_grpc_response`]).
     fn check_limits(&mut self, host: &mut dyn Host, scan: &crate::scan::BodyScan) -> Next {
+        self.check_limits_for(
+            host,
+            scan.model.clone(),
+            scan.text_bytes,
+            scan.max_tokens,
+            scan.action,
+        )
+    }
+
+    /// [`RequestFlow::check_limits`] for a request of `text_bytes` of text
+    /// (0 for one without a body, which still counts as a request).
+    fn check_limits_for(
+        &mut self,
+        host: &mut dyn Host,
+        model: Option<String>,
+        text_bytes: usize,
+        max_tokens: Option<u64>,
+        action: Action,
+    ) -> Next {
         let (Some(rl), Some(who)) = (self.policy.rate_limit.clone(), self.identity.clone()) else {
-            self.forward(host, scan.action);
+            self.forward(host, action);
             return Next::Continue;
         };
-        let model = scan.model.clone().unwrap_or_default();
-        let prompt = (scan.text_bytes as u64).div_ceil(4);
-        let output = scan.max_tokens.unwrap_or(rl.default_max_tokens);
+        let model = model.unwrap_or_default();
+        let prompt = (text_bytes as u64).div_ceil(4);
+        let output = if text_bytes == 0 {
+            0
+        } else {
+            max_tokens.unwrap_or(rl.default_max_tokens)
+        };
         let reserved = Charge {
             tokens: prompt + output,
             cost_micros: ratelimit::cost_micros(rl.price(&model), prompt, output),
@@ -630,7 +664,7 @@ impl RequestFlow {
             reserved,
             prompt,
             model: model.clone(),
-            action: scan.action,
+            action,
             ..LimitCheck::default()
         };
         // One call per amount charged (hits_addend is per request).

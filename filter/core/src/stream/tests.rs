@@ -1097,3 +1097,28 @@ fn a_budget_that_runs_out_mid_stream_ends_the_stream() {
     assert!(got.contains("word00"));
     assert_eq!(h.counter("tollgate.responses_blocked.reason.budget"), 1);
 }
+
+#[test]
+fn requests_without_a_json_body_count_for_the_limits_too() {
+    // A GET (no body): held at the headers until the service answers.
+    let mut h = rl_host(&[("x-tenant-id", "acme"), (":method", "GET")], b"");
+    h.request_headers
+        .insert(":path".into(), "/v1/models".into());
+    let mut flow = RequestFlow::new(policy(RL_POLICY));
+    assert_eq!(flow.on_request_headers(&mut h, true), Next::Pause);
+    // Only the request limit applies (nothing to reserve in tokens or cost).
+    assert_eq!(h.grpc_calls.len(), 1);
+    assert!(h.grpc_calls[0].message.ends_with(&[0x18, 1]));
+    flow.on_grpc_response(&mut h, 1, 0, Some(rls_response(&[(true, 5, 0, 9)])));
+    assert_eq!(h.replies[0].status, 429);
+    // A non-JSON body too.
+    let mut h = rl_host(&[("x-tenant-id", "acme")], b"plain");
+    h.request_headers
+        .insert("content-type".into(), "text/plain".into());
+    let mut flow = RequestFlow::new(policy(RL_POLICY));
+    assert_eq!(flow.on_request_headers(&mut h, false), Next::Pause);
+    assert_eq!(h.grpc_calls.len(), 1);
+    flow.on_grpc_response(&mut h, 1, 0, Some(rls_response(&[(false, 5, 4, 9)])));
+    assert_eq!(h.resumed, 1);
+    assert_eq!(flow.on_request_body(&mut h, 5, true), Next::Continue);
+}
