@@ -388,7 +388,8 @@ fn compile_injection(i: usize, c: &InjectionConfig) -> Result<InjectionDetector,
     };
     let detector = InjectionDetector::new(&c.id, rules, model, thresholds)
         .with_budget(budget)
-        .with_on_error(c.on_error);
+        .with_on_error(c.on_error)
+        .with_responses(c.responses);
     if !second_stage {
         return Ok(detector);
     }

@@ -460,6 +460,11 @@ pub struct InjectionConfig {
     /// verdict stands) or `block` (503).
     #[serde(default)]
     pub on_error: crate::detect::OnTimeout,
+    /// Also scan responses with the `assistant` channel's thresholds (enable
+    /// that channel too): the whole detector on JSON answers, the curated
+    /// rules on streams (an injection the model echoes, mid-stream).
+    #[serde(default)]
+    pub responses: bool,
 }
 
 fn yes() -> bool {

@@ -86,9 +86,16 @@ pub struct InjectionDetector {
     thresholds: ChannelThresholds,
     budget: Option<(u64, OnTimeout)>,
     on_error: OnTimeout,
+    responses: bool,
 }
 
 impl InjectionDetector {
+    /// Scan responses too (the `assistant` channel's thresholds apply).
+    pub fn with_responses(mut self, on: bool) -> Self {
+        self.responses = on;
+        self
+    }
+
     /// Give the detector a time budget per request.
     pub fn with_budget(mut self, budget: Option<(u64, OnTimeout)>) -> Self {
         self.budget = budget;
@@ -134,6 +141,7 @@ impl InjectionDetector {
             thresholds,
             budget: None,
             on_error: OnTimeout::Allow,
+            responses: false,
         }
     }
 
@@ -198,6 +206,31 @@ impl Detector for InjectionDetector {
 
     fn applies_to(&self, channel: Channel) -> bool {
         self.thresholds.get(channel).is_some()
+    }
+
+    fn applies_to_direction(&self, dir: crate::api::Direction) -> bool {
+        dir == crate::api::Direction::Request || self.responses
+    }
+
+    /// Streams: the curated rules only, each finding on its own span. The
+    /// models score whole texts, and a window of a few words re-scored on
+    /// every delta is not what they were fitted on.
+    fn scan_stream(&self, text: &ScanText<'_>, channel: Channel, out: &mut Vec<Finding>) {
+        let (Some(t), Some(rules)) = (self.thresholds.get(channel), &self.rules) else {
+            return;
+        };
+        let mut found = Vec::new();
+        rules.scan(text, channel, &mut found);
+        for mut f in found {
+            f.action = if f.score >= t.block {
+                Action::Block
+            } else if f.score >= t.flag {
+                Action::Flag
+            } else {
+                continue;
+            };
+            out.push(f);
+        }
     }
 
     fn budget(&self) -> Option<(u64, OnTimeout)> {
