@@ -669,7 +669,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def send_sse(self, events, chunk_delay, extra_headers=()):
         chunked = self.request_version != "HTTP/1.0"
         write_bytes = self.header_int("x-mock-write-bytes", 0)
-        if self.headers.get("x-mock-content-encoding", "").strip().lower() == "gzip":
+        if self.forced_gzip():
             events = [gzip.compress(b"".join(events), mtime=0)]
             extra_headers = list(extra_headers) + [("Content-Encoding", "gzip")]
         elif write_bytes > 0:
@@ -743,10 +743,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if isinstance(payload, list):
             self.send_sse(payload, chunk_delay, extra)
         else:
-            if self.headers.get("x-mock-content-encoding", "").strip().lower() == "gzip":
+            if self.forced_gzip():
                 payload = gzip.compress(payload, mtime=0)
                 extra.append(("Content-Encoding", "gzip"))
             self.send_plain(status, payload, extra_headers=extra)
+
+    def forced_gzip(self):
+        """x-mock-content-encoding: gzip (compress whatever the client accepts)."""
+        return self.headers.get("x-mock-content-encoding", "").strip().lower() == "gzip"
 
     def header_int(self, name, default):
         value = self.headers.get(name)

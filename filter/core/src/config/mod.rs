@@ -430,5 +430,26 @@ pub const MAX_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 /// Upper bound on phrases per deny list.
 pub const MAX_PHRASES: usize = 10_000;
 
+/// Compiled policies for the unit tests of the modules that run them.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::Policy;
+    use std::rc::Rc;
+
+    pub(crate) fn policy(json: &str) -> Rc<Policy> {
+        match Policy::from_json(json.as_bytes()) {
+            Ok(p) => Rc::new(p),
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+
+    pub(crate) fn default_policy() -> Rc<Policy> {
+        match Policy::default_policy() {
+            Ok(p) => Rc::new(p),
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

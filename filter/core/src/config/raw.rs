@@ -221,6 +221,17 @@ pub enum LimitKind {
     Cost,
 }
 
+impl LimitKind {
+    /// The descriptor's `kind` value and the metric tag.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::Requests => "requests",
+            LimitKind::Tokens => "tokens",
+            LimitKind::Cost => "cost",
+        }
+    }
+}
+
 /// An identity dimension of a descriptor.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

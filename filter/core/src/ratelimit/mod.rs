@@ -27,6 +27,9 @@ use std::collections::BTreeMap;
 pub const SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 pub const METHOD: &str = "ShouldRateLimit";
 
+/// One descriptor: its (key, value) entries in order.
+pub type Descriptor = Vec<(String, String)>;
+
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Identity {
@@ -324,18 +327,8 @@ impl RateLimitPolicy {
 
     /// The descriptor of `limit` for this caller and model; `None` when a
     /// dimension it needs is unknown (that limit does not apply).
-    pub fn descriptor(
-        &self,
-        limit: &Limit,
-        who: &Identity,
-        model: &str,
-    ) -> Option<Vec<(String, String)>> {
-        let kind = match limit.kind {
-            LimitKind::Requests => "requests",
-            LimitKind::Tokens => "tokens",
-            LimitKind::Cost => "cost",
-        };
-        let mut d = vec![("kind".to_string(), kind.to_string())];
+    pub fn descriptor(&self, limit: &Limit, who: &Identity, model: &str) -> Option<Descriptor> {
+        let mut d = vec![("kind".to_string(), limit.kind.as_str().to_string())];
         for dim in &limit.per {
             let (k, v) = match dim {
                 Dimension::Tenant => ("tenant", Some(who.tenant.as_str())),

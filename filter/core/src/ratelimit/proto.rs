@@ -171,7 +171,7 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -179,7 +179,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
     put_varint(out, (field << 3) | 2);
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);

@@ -1,12 +1,6 @@
 use super::*;
+use crate::config::test_support::policy;
 use crate::config::Policy;
-
-fn policy(json: &str) -> Policy {
-    match Policy::from_json(json.as_bytes()) {
-        Ok(p) => p,
-        Err(e) => unreachable!("{e}"),
-    }
-}
 
 fn err(json: &str) -> String {
     Policy::from_json(json.as_bytes())

@@ -27,6 +27,7 @@ use super::parser::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use super::window::hold_from;
 use crate::api::Direction;
 use crate::config::Policy;
+use crate::detect::normalize::floor_boundary;
 use crate::detect::{Action, Channel, Finding, ScanText};
 use crate::redact::{replacement, Pseudonyms};
 use std::collections::VecDeque;
@@ -172,10 +173,7 @@ impl KeyText {
             .emitted
             .min(self.decided.saturating_sub(CONTEXT_BYTES))
             .saturating_sub(self.base);
-        let mut cut = keep_from.min(self.buf.len());
-        while cut > 0 && !self.buf.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = floor_boundary(&self.buf, keep_from);
         if cut > 4096 || (cut > 0 && cut * 2 > self.buf.len()) {
             self.buf.drain(..cut);
             self.base += cut;
@@ -219,7 +217,8 @@ pub struct StreamScanner {
     finished: bool,
     /// Bytes of text streamed (for the token estimate).
     text_bytes: u64,
-    any_detector: bool,
+    /// The policy's detectors that scan assistant text in responses.
+    detectors: Vec<usize>,
     events: Vec<SseEvent>,
     /// Bytes of the events waiting in `queue` (bounded by `maxBodyBytes`).
     queued_bytes: usize,
@@ -233,9 +232,15 @@ impl StreamScanner {
     /// `"usage":null` fields are removed before the client sees them.
     pub fn new(api: StreamApi, policy: Rc<Policy>, restore: Pseudonyms, strip_usage: bool) -> Self {
         let limit = DEFAULT_MAX_EVENT_BYTES.min(policy.max_body_bytes.max(1024));
-        let any_detector = policy.detectors.iter().any(|d| {
-            d.applies_to_direction(Direction::Response) && d.applies_to(Channel::Assistant)
-        });
+        let detectors = policy
+            .detectors
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                d.applies_to_direction(Direction::Response) && d.applies_to(Channel::Assistant)
+            })
+            .map(|(i, _)| i)
+            .collect();
         StreamScanner {
             api,
             policy,
@@ -250,7 +255,7 @@ impl StreamScanner {
             closed: false,
             finished: false,
             text_bytes: 0,
-            any_detector,
+            detectors,
             events: Vec::new(),
             queued_bytes: 0,
             budget: None,
@@ -479,14 +484,16 @@ impl StreamScanner {
     /// Findings of the response detectors in `text` (patterns only).
     fn detect(&self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();
-        if !self.any_detector {
+        if self.detectors.is_empty() {
             return found;
         }
         let view = ScanText::new(text);
-        for d in &self.policy.detectors {
-            if d.applies_to_direction(Direction::Response) && d.applies_to(Channel::Assistant) {
-                d.scan_stream(&view, Channel::Assistant, &mut found);
-            }
+        for d in self
+            .detectors
+            .iter()
+            .filter_map(|i| self.policy.detectors.get(*i))
+        {
+            d.scan_stream(&view, Channel::Assistant, &mut found);
         }
         found.sort_by_key(|f| (f.start, f.end));
         found
@@ -500,10 +507,8 @@ impl StreamScanner {
         if (k.tool && !k.ended) || k.decided >= k.total {
             return true;
         }
-        let mut wstart = k.decided.saturating_sub(CONTEXT_BYTES).max(k.base);
-        while wstart > k.base && !k.buf.is_char_boundary(wstart - k.base) {
-            wstart -= 1;
-        }
+        let from = k.decided.saturating_sub(CONTEXT_BYTES).max(k.base) - k.base;
+        let wstart = k.base + floor_boundary(&k.buf, from);
         let window = k.slice(wstart, k.total).to_owned();
         let d = k.decided - wstart;
         let ended = k.ended;

@@ -18,6 +18,8 @@
 //! any more, and at the latest when the text ends. Plain prose waits one
 //! word: the added time to first token is one delta, not a window.
 
+use crate::detect::normalize::floor_boundary;
+
 /// Where the held tail of `text` starts (a char boundary): everything before
 /// it can be decided now. `min_bytes` is held in any case; at most
 /// `max_bytes` is held (the oldest part of a longer run is released).
@@ -70,7 +72,7 @@ pub fn hold_from(text: &str, min_bytes: usize, max_bytes: usize) -> usize {
     if len - p > max_bytes {
         p = len - max_bytes;
     }
-    floor_char_boundary(text, p)
+    floor_boundary(text, p)
 }
 
 /// The longest group of number-like tokens held (an IBAN with spaces is 42).
@@ -186,13 +188,6 @@ fn is_month(word: &str) -> bool {
     }
     let lower = word.to_lowercase();
     MONTHS.contains(&lower.as_str())
-}
-
-fn floor_char_boundary(text: &str, mut i: usize) -> usize {
-    while i > 0 && !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 #[cfg(test)]

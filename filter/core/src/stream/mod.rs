@@ -105,6 +105,13 @@ struct LimitCheck {
     settled: bool,
 }
 
+impl LimitCheck {
+    /// A call failed: its limits' failure mode joins the others (deny wins).
+    fn fail(&mut self, mode: FailureMode) {
+        self.failed = Some(self.failed.map_or(mode, |m| m.min(mode)));
+    }
+}
+
 impl RequestFlow {
     pub fn new(policy: Rc<Policy>) -> Self {
         RequestFlow {
@@ -168,21 +175,13 @@ impl RequestFlow {
             }
         }
         if end_of_stream {
-            if self.policy.rate_limit.is_some() {
-                // A request without a body (GET /v1/models) counts too.
-                return self.check_limits_for(host, None, 0, None, Action::Allow);
-            }
-            self.forward(host, Action::Allow);
-            return Next::Continue;
+            // A request without a body (GET /v1/models) counts for the limits too.
+            return self.check_limits_for(host, None, 0, None, Action::Allow);
         }
         if let Some(ct) = host.request_header("content-type") {
             if !is_json_content_type(&ct) {
                 host.count(Metric::NonJsonPassthrough, 1);
-                if self.policy.rate_limit.is_some() {
-                    return self.check_limits_for(host, None, 0, None, Action::Allow);
-                }
-                self.forward(host, Action::Allow);
-                return Next::Continue;
+                return self.check_limits_for(host, None, 0, None, Action::Allow);
             }
         }
         if content_length(host.request_header("content-length"))
@@ -523,11 +522,7 @@ impl RequestFlow {
         if body.iter().all(u8::is_ascii_whitespace) {
             // Nothing to scan; the upstream answers an empty body itself. It
             // is still a request for the limits.
-            if self.policy.rate_limit.is_some() {
-                return self.check_limits_for(host, None, 0, None, Action::Allow);
-            }
-            self.forward(host, Action::Allow);
-            return Next::Continue;
+            return self.check_limits_for(host, None, 0, None, Action::Allow);
         }
         let started = host.now_micros();
         let clock = || host.now_micros();
@@ -616,15 +611,12 @@ impl RequestFlow {
             self.expose(ACTION_HEADER, scan.action.as_str());
             self.expose(FINDINGS_HEADER, &header);
         }
-        if self.policy.rate_limit.is_some() {
-            return self.check_limits(host, &scan);
-        }
-        self.forward(host, scan.action);
-        Next::Continue
+        self.check_limits(host, &scan)
     }
 
-    /// Ask the rate-limit service, reserving what this request may cost;
-    /// the request waits for the answers ([`RequestFlow::on_grpc_response`]).
+    /// Forward the request, through the rate-limit service when limits are
+    /// configured: it reserves what this request may cost, and the request
+    /// waits for the answers ([`RequestFlow::on_grpc_response`]).
     fn check_limits(&mut self, host: &mut dyn Host, scan: &crate::scan::BodyScan) -> Next {
         self.check_limits_for(
             host,
@@ -636,7 +628,8 @@ impl RequestFlow {
     }
 
     /// [`RequestFlow::check_limits`] for a request of `text_bytes` of text
-    /// (0 for one without a body, which still counts as a request).
+    /// (0 for one without a body, which still counts as a request); without
+    /// limits the request is forwarded at once.
     fn check_limits_for(
         &mut self,
         host: &mut dyn Host,
@@ -668,26 +661,21 @@ impl RequestFlow {
             ..LimitCheck::default()
         };
         // One call per amount charged (hits_addend is per request).
-        let mut groups: Vec<(u64, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(u64, Vec<usize>, Vec<ratelimit::Descriptor>)> = Vec::new();
         for (i, limit) in rl.limits.iter().enumerate() {
-            if rl.descriptor(limit, &who, &model).is_none() {
-                continue;
-            }
             let amount = reserved.amount(limit.kind);
-            if amount == 0 {
+            let Some(d) = rl.descriptor(limit, &who, &model).filter(|_| amount > 0) else {
                 continue;
-            }
-            match groups.iter_mut().find(|(a, _)| *a == amount) {
-                Some((_, v)) => v.push(i),
-                None => groups.push((amount, vec![i])),
+            };
+            match groups.iter_mut().find(|(a, _, _)| *a == amount) {
+                Some((_, idx, ds)) => {
+                    idx.push(i);
+                    ds.push(d);
+                }
+                None => groups.push((amount, vec![i], vec![d])),
             }
         }
-        for (amount, idx) in groups {
-            let descriptors: Vec<Vec<(String, String)>> = idx
-                .iter()
-                .filter_map(|i| rl.limits.get(*i))
-                .filter_map(|l| rl.descriptor(l, &who, &model))
-                .collect();
+        for (amount, idx, descriptors) in groups {
             let hits = u32::try_from(amount).unwrap_or(u32::MAX);
             let msg = proto::encode_request(&rl.domain, &descriptors, hits);
             match host.dispatch_grpc(
@@ -698,10 +686,7 @@ impl RequestFlow {
                 rl.timeout_ms,
             ) {
                 Ok(token) => check.pending.push((token, idx)),
-                Err(_) => {
-                    let mode = strictest(&rl, &idx);
-                    check.failed = Some(check.failed.map_or(mode, |m| m.min(mode)));
-                }
+                Err(_) => check.fail(strictest(&rl, &idx)),
             }
         }
         self.limits = Some(check);
@@ -764,8 +749,7 @@ impl RequestFlow {
                 }
             }
             None => {
-                let mode = strictest(&rl, &idx);
-                check.failed = Some(check.failed.map_or(mode, |m| m.min(mode)));
+                check.fail(strictest(&rl, &idx));
             }
         }
         if check.pending.is_empty() && self.state == State::Limiting {
@@ -865,13 +849,13 @@ impl RequestFlow {
         for kind in [LimitKind::Tokens, LimitKind::Cost] {
             let (a, r) = (actual.amount(kind), reserved.amount(kind));
             if a < r {
-                host.count(Metric::LimitUnsettled(kind_name(kind)), r - a);
+                host.count(Metric::LimitUnsettled(kind.as_str()), r - a);
                 continue;
             }
             if a == r {
                 continue;
             }
-            let descriptors: Vec<Vec<(String, String)>> = rl
+            let descriptors: Vec<ratelimit::Descriptor> = rl
                 .limits
                 .iter()
                 .filter(|l| l.kind == kind)
@@ -958,14 +942,6 @@ fn strictest(rl: &ratelimit::RateLimitPolicy, idx: &[usize]) -> FailureMode {
         FailureMode::Deny
     } else {
         FailureMode::Allow
-    }
-}
-
-fn kind_name(kind: LimitKind) -> &'static str {
-    match kind {
-        LimitKind::Requests => "requests",
-        LimitKind::Tokens => "tokens",
-        LimitKind::Cost => "cost",
     }
 }
 

@@ -1,19 +1,7 @@
 use super::*;
 use crate::host::FakeHost;
 
-fn policy(json: &str) -> Rc<Policy> {
-    match Policy::from_json(json.as_bytes()) {
-        Ok(p) => Rc::new(p),
-        Err(e) => unreachable!("{e}"),
-    }
-}
-
-fn default_policy() -> Rc<Policy> {
-    match Policy::default_policy() {
-        Ok(p) => Rc::new(p),
-        Err(e) => unreachable!("{e}"),
-    }
-}
+use crate::config::test_support::{default_policy, policy};
 
 /// The default policy's deny lists alone (its injection detector would add findings).
 fn deny_lists_only() -> Rc<Policy> {
@@ -830,19 +818,7 @@ const RL_POLICY: &str = r#"{"schemaVersion":1,"detectors":[],
     {"name":"budget","kind":"cost","per":["tenant","agent"],"soft":0.5,"failureMode":"allow"}],
    "prices":{"*":{"input":1,"output":2}},"defaultMaxTokens":100}}"#;
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn field(out: &mut Vec<u8>, n: u64, b: &[u8]) {
-    varint(out, (n << 3) | 2);
-    varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
+use crate::ratelimit::proto::{put_bytes as field, put_varint as varint};
 
 /// A RateLimitResponse: per descriptor (over, limit, remaining, reset seconds).
 fn rls_response(statuses: &[(bool, u32, u32, u64)]) -> Vec<u8> {

@@ -2,19 +2,7 @@ use super::*;
 use crate::sse::formats::tests::corpus;
 use serde_json::json;
 
-fn policy(json: &str) -> Rc<Policy> {
-    match Policy::from_json(json.as_bytes()) {
-        Ok(p) => Rc::new(p),
-        Err(e) => unreachable!("{e}"),
-    }
-}
-
-fn default_policy() -> Rc<Policy> {
-    match Policy::default_policy() {
-        Ok(p) => Rc::new(p),
-        Err(e) => unreachable!("{e}"),
-    }
-}
+use crate::config::test_support::{default_policy, policy};
 
 /// Run `bytes` through a scanner in the given chunks.
 fn run_chunks(
