@@ -1,7 +1,8 @@
 # Tollgate: every set-up step lives here, so a fresh clone needs only
 #   make demo    build everything and show the filter working in real Envoy
 #   make test    fmt, clippy (native + wasm32-wasip1), unit and end-to-end tests
-# Builds are cached under target/; the venv lives in .venv/.
+# Builds are cached under target/; the venv lives in .venv/, Arize Phoenix (the trace
+# store of the e2e tests and the demo) in target/phoenix-venv/.
 
 SHELL       := /bin/bash
 CARGO       ?= cargo
@@ -19,7 +20,7 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PKGS    := curl wrk binaryen redis-server libssl-dev pkg-config
 
 .PHONY: help setup toolchain venv debs wasm wasm-lite cli demo up down test fmt-check clippy unit e2e \
-        py-test bench schema model model-venv model-tiny model-check eval clean
+        py-test bench schema model model-venv model-tiny model-check eval clean phoenix-venv phoenix-check
 
 help:
 	@echo "make demo | make test | make up / make down | make bench | make wasm | make schema | make model | make eval"
@@ -62,11 +63,11 @@ cli:
 	$(CARGO) build --release -p tollgate-cli
 	@echo "built target/release/tollgate"
 
-demo: setup wasm
+demo: setup wasm phoenix-venv
 	$(CARGO) build -p tollgate-ratelimit
 	$(VPY) tests/demo/stack.py demo
 
-up: setup wasm
+up: setup wasm phoenix-venv
 	$(CARGO) build -p tollgate-ratelimit
 	$(VPY) tests/demo/stack.py up
 
@@ -89,7 +90,7 @@ unit:
 	$(CARGO) test -p tollgate-core -p tollgate-cli -p tollgate-ratelimit
 	$(CARGO) test -p tollgate-core --lib
 
-e2e: venv wasm wasm-lite
+e2e: venv phoenix-venv wasm wasm-lite
 	$(CARGO) build -p tollgate-ratelimit
 	$(CARGO) test -p tollgate-e2e
 
@@ -102,6 +103,20 @@ bench: setup wasm
 	$(VPY) tests/bench/stream_ab.py
 	$(CARGO) build --release -p tollgate-ratelimit
 	$(VPY) tests/bench/limits_ab.py
+
+# Arize Phoenix, the OTLP trace store of the e2e tests and the demo, in a venv of its own
+# (853 MB, ~90 s to install here); the harness and tests/demo/stack.py run it through
+# tests/phoenix/serve.py, which keeps every socket it opens on loopback.
+PHOENIX_VENV := target/phoenix-venv
+phoenix-venv: $(PHOENIX_VENV)/.installed
+$(PHOENIX_VENV)/.installed: tests/phoenix/requirements.txt
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install -q --disable-pip-version-check -r tests/phoenix/requirements.txt
+	@touch $@
+
+# Phoenix takes an OTLP/HTTP protobuf export and gives the spans back over its REST API.
+phoenix-check: phoenix-venv
+	$(PHOENIX_VENV)/bin/python tests/phoenix/otlp_roundtrip.py --start
 
 # The injection model: trained here from ../shared/data and registry packages (CPU, fixed seed, ~2 min).
 MODEL_VENV := target/model-venv

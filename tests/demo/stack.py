@@ -1,4 +1,4 @@
-"""The demo stack: our LLM upstream and Envoy with the Tollgate filter.
+"""The demo stack: our LLM upstream, Envoy with the Tollgate filter, Arize Phoenix for traces.
 
     stack.py demo   start the stack, send a scripted set of requests, print a table, stop
     stack.py up     start the stack in the background (pids in target/run/), print the URL
@@ -6,17 +6,21 @@
 
 Run from the repository root with the project's venv python (the Makefile does).
 Ports: Envoy 127.0.0.1:10000 and, with limits, 10001 (admin 9901), upstream 127.0.0.1:18080,
-the rate-limit service 127.0.0.1:18081 on redis-server 127.0.0.1:16379, as in envoy/demo.yaml.
+the rate-limit service 127.0.0.1:18081 on redis-server 127.0.0.1:16379, as in envoy/demo.yaml;
+Arize Phoenix (target/phoenix-venv, `make phoenix-venv`) 127.0.0.1:16006 (UI, REST API and
+OTLP/HTTP at /v1/traces; its OTLP gRPC receiver 127.0.0.1:16007), a fresh store in target/run/phoenix.
 """
 
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,6 +32,9 @@ UPSTREAM_URL = "http://127.0.0.1:18080"
 LIMITS_URL = "http://127.0.0.1:10001"
 RATELIMIT_BIN = os.path.join(ROOT, "target", "debug", "tollgate-ratelimit")
 WASM = os.path.join(ROOT, "target", "tollgate.wasm")
+PHOENIX_PY = os.path.join(ROOT, "target", "phoenix-venv", "bin", "python")
+PHOENIX_PORT, PHOENIX_GRPC_PORT = 16006, 16007
+PHOENIX_URL = f"http://127.0.0.1:{PHOENIX_PORT}"
 
 
 def http(method, url, body=None, headers=None, timeout=10):
@@ -59,13 +66,30 @@ def start():
     os.makedirs(RUN, exist_ok=True)
     if not os.path.exists(RATELIMIT_BIN):
         raise SystemExit(f"{RATELIMIT_BIN} missing: run `cargo build -p tollgate-ratelimit`")
-    for port in (10000, 10001, 9901, 18080, 18081, 16379):
+    if not os.path.exists(PHOENIX_PY):
+        raise SystemExit(f"{PHOENIX_PY} missing: run `make phoenix-venv`")
+    for port in (10000, 10001, 9901, 18080, 18081, 16379, PHOENIX_PORT, PHOENIX_GRPC_PORT):
         try:
             http("GET", f"http://127.0.0.1:{port}/", timeout=1)
             raise SystemExit(f"port {port} is in use: is the stack already up? (`make down`)")
         except OSError:
             pass
     procs = {}
+    # Phoenix first: it takes 10-15 s to start, as long as Envoy compiling the wasm.
+    # Our settings only (no PHOENIX_*/OTEL_* from the caller), a fresh working dir and
+    # SQLite DB; tests/phoenix/serve.py keeps its gRPC receiver on loopback too.
+    phoenix_dir = os.path.join(RUN, "phoenix")
+    shutil.rmtree(phoenix_dir, ignore_errors=True)
+    os.makedirs(phoenix_dir)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PHOENIX_", "OTEL_"))}
+    env.update(PHOENIX_HOST="127.0.0.1", PHOENIX_PORT=str(PHOENIX_PORT), PHOENIX_GRPC_PORT=str(PHOENIX_GRPC_PORT),
+               PHOENIX_WORKING_DIR=phoenix_dir, PHOENIX_SQL_DATABASE_URL=f"sqlite:///{phoenix_dir}/phoenix.db",
+               PHOENIX_TELEMETRY_ENABLED="false", PHOENIX_ALLOW_EXTERNAL_RESOURCES="false",
+               PHOENIX_LOG_MIGRATIONS="false")
+    with open(os.path.join(RUN, "phoenix.log"), "w") as log:
+        procs["phoenix"] = subprocess.Popen(
+            [PHOENIX_PY, os.path.join(ROOT, "tests/phoenix/serve.py")],
+            stdout=log, stderr=subprocess.STDOUT, cwd=phoenix_dir, env=env, start_new_session=True)
     with open(os.path.join(RUN, "upstream.log"), "w") as log:
         procs["upstream"] = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tests/upstream/mock_llm.py"), "--port", "18080"],
@@ -94,6 +118,7 @@ def start():
     try:
         wait_for(UPSTREAM_URL + "/healthz", "upstream", procs["upstream"])
         wait_for(ADMIN_URL + "/ready", "envoy", procs["envoy"])
+        wait_for(PHOENIX_URL + "/healthz", "phoenix", procs["phoenix"])
     except BaseException:
         stop()
         raise
@@ -102,7 +127,7 @@ def start():
 
 def stop():
     stopped = []
-    for name in ("envoy", "ratelimit", "redis", "upstream"):
+    for name in ("envoy", "phoenix", "ratelimit", "redis", "upstream"):
         path = os.path.join(RUN, f"{name}.pid")
         if not os.path.exists(path):
             continue
@@ -266,14 +291,51 @@ def demo():
         for l in stats.splitlines():
             if l.startswith("tollgate_") and not l.startswith("tollgate_detector_time_us"):
                 print("  " + l)
+        print(f"\ntraces: {PHOENIX_URL}/projects (Arize Phoenix; `make up` keeps it running)")
+        projects = phoenix_projects()
+        for name, count in projects:
+            print(f"  project {name}: {count} spans")
+        if not projects:
+            print("  no spans stored")
     finally:
         stop()
-        print("\nStopped Envoy and the upstream.")
+        print("\nStopped Envoy, Phoenix and the upstream.")
+
+
+def phoenix_projects():
+    """(name, span count) of each Phoenix project holding spans. Spans are stored a
+    moment after Envoy exports them: wait for two reads that agree (up to 5 s)."""
+    def read():
+        out = []
+        status, _, body = http("GET", PHOENIX_URL + "/v1/projects?limit=100")
+        for p in json.loads(body)["data"] if status == 200 else []:
+            n, cursor = 0, None
+            for _ in range(100):
+                q = "limit=1000" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
+                status, _, body = http("GET", f"{PHOENIX_URL}/v1/projects/{urllib.parse.quote(p['name'])}/spans?{q}")
+                if status != 200:
+                    break
+                page = json.loads(body)
+                n += len(page["data"])
+                if not (cursor := page.get("next_cursor")):
+                    break
+            if n:
+                out.append((p["name"], n))
+        return out
+    last, deadline = read(), time.time() + 5
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = read()
+        if now == last:
+            break
+        last = now
+    return last
 
 
 def up():
     start()
     print(f"Tollgate is up: {ENVOY_URL}  (OpenAI base URL {ENVOY_URL}/v1; admin {ADMIN_URL}; logs in target/run/)")
+    print(f"traces: {PHOENIX_URL}/projects  (Arize Phoenix; OTLP/HTTP at {PHOENIX_URL}/v1/traces)")
     print(f"Try: curl -s {ENVOY_URL}/v1/chat/completions -H 'content-type: application/json' "
           "-d '{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}'")
     print("Stop it with: make down")

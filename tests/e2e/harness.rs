@@ -266,6 +266,211 @@ impl Blackhole {
     }
 }
 
+/// The venv `make phoenix-venv` installs Arize Phoenix into
+/// (`TOLLGATE_PHOENIX_VENV`, default `<root>/target/phoenix-venv`).
+pub fn phoenix_venv() -> PathBuf {
+    std::env::var_os("TOLLGATE_PHOENIX_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/phoenix-venv"))
+}
+
+/// Arize Phoenix, the OTLP trace store: `phoenix serve` (through
+/// `tests/phoenix/serve.py`, which keeps its gRPC receiver on loopback too) on
+/// free loopback ports, with a fresh working directory and SQLite database under
+/// `target/e2e/`. It takes OTLP/HTTP protobuf at [`Phoenix::otlp_url`] and files a
+/// span under the project named by the resource attribute
+/// `openinference.project.name` (else `default`). Starting takes 10-15 s: share one.
+/// The process group is killed, and the directory removed, on drop.
+pub struct Phoenix {
+    pub port: u16,
+    /// The OTLP gRPC receiver (127.0.0.1).
+    pub grpc_port: u16,
+    pub dir: PathBuf,
+    log: PathBuf,
+    child: Child,
+}
+
+impl Phoenix {
+    pub fn start() -> Result<Phoenix> {
+        use std::os::unix::process::CommandExt;
+        let python = phoenix_venv().join("bin/python");
+        if !phoenix_venv().join("bin/phoenix").exists() || !python.exists() {
+            return Err(format!(
+                "Arize Phoenix is missing from {}: run `make phoenix-venv` (make e2e does)",
+                phoenix_venv().display()
+            ));
+        }
+        let (port, grpc_port) = (free_port()?, free_port()?);
+        let dir = root().join(format!("target/e2e/phoenix-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let log = dir.join("phoenix.log");
+        let out = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(python);
+        cmd.arg(root().join("tests/phoenix/serve.py"));
+        // Only our settings: none from the caller's environment (auth, TLS, a Postgres URL...).
+        for (k, _) in std::env::vars_os() {
+            if k.to_str()
+                .is_some_and(|k| k.starts_with("PHOENIX_") || k.starts_with("OTEL_"))
+            {
+                cmd.env_remove(k);
+            }
+        }
+        let db = format!("sqlite:///{}", dir.join("phoenix.db").display());
+        let child = cmd
+            .env("PHOENIX_HOST", "127.0.0.1")
+            .env("PHOENIX_PORT", port.to_string())
+            .env("PHOENIX_GRPC_PORT", grpc_port.to_string())
+            .env("PHOENIX_WORKING_DIR", &dir)
+            .env("PHOENIX_SQL_DATABASE_URL", db)
+            .env("PHOENIX_TELEMETRY_ENABLED", "false")
+            .env("PHOENIX_ALLOW_EXTERNAL_RESOURCES", "false")
+            .env("PHOENIX_LOG_MIGRATIONS", "false")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start phoenix: {e}"))?;
+        let mut phoenix = Phoenix {
+            port,
+            grpc_port,
+            dir,
+            log,
+            child,
+        };
+        phoenix.wait_ready()?;
+        Ok(phoenix)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return Err(format!("phoenix exited; log:\n{}", self.log_tail()));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                let url = format!("http://127.0.0.1:{}/healthz", self.port);
+                if curl(&[&url], None).is_ok_and(|r| r.status == 200) {
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!(
+            "phoenix not ready in 90 s; log:\n{}",
+            self.log_tail()
+        ))
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Where OTLP/HTTP exporters send: POST, `content-type: application/x-protobuf`.
+    pub fn otlp_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1/traces", self.port)
+    }
+
+    /// The UI and REST API.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Every span stored under `project` (none if the project does not exist yet),
+    /// as `GET /v1/projects/{project}/spans` gives them, all pages, newest first:
+    /// `{"id", "name", "context": {"trace_id", "span_id"}, "parent_id", "span_kind",
+    /// "start_time", "end_time", "status_code", "status_message", "attributes": {..},
+    /// "events": [{"name", "timestamp", "attributes": {..}}]}`. Phoenix stores spans a
+    /// moment after the export is answered (~0.1 s): see [`Phoenix::wait_spans`].
+    pub fn spans(&self, project: &str) -> Result<Vec<Value>> {
+        const PAGE: usize = 500;
+        const MAX_PAGES: usize = 100;
+        let url = self.url(&format!("/v1/projects/{}/spans", url_path_segment(project)));
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let limit = format!("limit={PAGE}");
+            let mut args = vec!["--get", url.as_str(), "--data-urlencode", &limit];
+            let c;
+            if let Some(cur) = &cursor {
+                c = format!("cursor={cur}");
+                args.extend(["--data-urlencode", c.as_str()]);
+            }
+            let r = curl(&args, None)?;
+            if r.status == 404 && cursor.is_none() {
+                return Ok(all);
+            }
+            if r.status != 200 {
+                return Err(format!(
+                    "GET {url} (cursor {cursor:?}): {} {}",
+                    r.status,
+                    r.text()
+                ));
+            }
+            let v = r.json();
+            let Some(data) = v["data"].as_array() else {
+                return Err(format!("GET {url}: no data array: {}", r.text()));
+            };
+            all.extend(data.iter().cloned());
+            match v["next_cursor"].as_str() {
+                Some(next) if !next.is_empty() => cursor = Some(next.to_string()),
+                _ => return Ok(all),
+            }
+        }
+        Err(format!(
+            "GET {url}: more than {MAX_PAGES} pages of {PAGE} spans"
+        ))
+    }
+
+    /// [`Phoenix::spans`] once `project` holds at least `count` spans (polled, up to `within`).
+    pub fn wait_spans(&self, project: &str, count: usize, within: Duration) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let spans = self.spans(project)?;
+            if spans.len() >= count {
+                return Ok(spans);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "phoenix project {project}: {} spans after {within:?}, wanted {count}",
+                    spans.len()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Phoenix {
+    fn drop(&mut self) {
+        // The whole process group: Phoenix may have started workers of its own.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `s` percent-encoded for one URL path segment.
+fn url_path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The exact body bytes of a recorded upstream request.
 pub fn recorded_body(req: &Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
