@@ -567,6 +567,10 @@ impl Envoy {
                 &format!("port_value: {}", port_for(clusters, 18083)),
             )
             .replace(
+                "port_value: 18084",
+                &format!("port_value: {}", port_for(clusters, 18084)),
+            )
+            .replace(
                 "filename: target/tollgate.wasm",
                 &format!("filename: {}", wasm.display()),
             )
@@ -587,6 +591,8 @@ impl Envoy {
             .arg("-c")
             .arg(&cfg_path)
             .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
+            // The audit test reads the log: flush it often (the default is 10 s).
+            .args(["--file-flush-interval-msec", "100"])
             .arg("--log-path")
             .arg(&log)
             .current_dir(root())
@@ -631,6 +637,11 @@ impl Envoy {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Envoy's whole log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {

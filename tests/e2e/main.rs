@@ -15,6 +15,8 @@ struct Ctx {
     /// The rate-limit service and its Redis (restarted by one case).
     limiter: RefCell<Limiter>,
     _blackhole: Blackhole,
+    /// The trace store (Arize Phoenix) the filter exports to.
+    phoenix: Phoenix,
 }
 
 type Case = (&'static str, fn(&Ctx) -> Result<()>);
@@ -118,6 +120,18 @@ const CASES: &[Case] = &[
         "stream_echoed_jailbreak_phrase_ends_the_stream",
         stream_echo,
     ),
+    (
+        "traces_reach_phoenix_with_their_fields_and_no_raw_value",
+        traces_in_phoenix,
+    ),
+    (
+        "traces_collector_down_or_slow_costs_requests_nothing",
+        traces_collector_down,
+    ),
+    (
+        "audit_lines_in_envoys_log_name_who_and_which_rule",
+        audit_log,
+    ),
 ];
 
 /// Cases that need no running Envoy.
@@ -193,6 +207,7 @@ fn start() -> Result<Ctx> {
     let up = Upstream::start()?;
     let limiter = Limiter::start("tests/e2e/ratelimit.yaml")?;
     let blackhole = Blackhole::start()?;
+    let phoenix = Phoenix::start()?;
     // Nothing listens there.
     let down = free_port()?;
     let envoy = Envoy::start_with(
@@ -202,6 +217,7 @@ fn start() -> Result<Ctx> {
             (18081, limiter.port),
             (18082, blackhole.port),
             (18083, down),
+            (18084, phoenix.port),
         ],
     )?;
     Ok(Ctx {
@@ -209,6 +225,7 @@ fn start() -> Result<Ctx> {
         envoy,
         limiter: RefCell::new(limiter),
         _blackhole: blackhole,
+        phoenix,
     })
 }
 
@@ -1771,8 +1788,12 @@ fn inline_policies_equal() -> Result<()> {
     for (file, index) in [("demo.yaml", 0), ("e2e.yaml", 0), ("bench-with.yaml", 0)] {
         let yaml =
             std::fs::read_to_string(root().join("envoy").join(file)).map_err(|e| e.to_string())?;
-        let policies = inline_policies(&yaml);
+        let mut policies = inline_policies(&yaml);
         check!(policies.len() > index, "{file}: no inline policy");
+        // Where traces go is the deployment's, not the policy's.
+        if let Some(p) = policies[index].as_object_mut() {
+            p.remove("traces");
+        }
         check!(
             policies[index] == default,
             "{file}: inline policy differs from filter/core/default-policy.json"
@@ -1805,6 +1826,298 @@ fn schema_current() -> Result<()> {
         out.status.success(),
         "schema check: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// The values the trace tests send: none may appear in the trace store.
+const TRACE_EMAIL: &str = "greta.lindqvist@example.org";
+const TRACE_PHONE: &str = "+44 20 7946 0321";
+const TRACE_AWS: &str = "AKIAIOSFODNN7TRACE01";
+const TRACE_KEY: &str = "sk-e2e-trace-key-0123456789abcdef";
+const TRACE_PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn trace_rid(n: u32) -> String {
+    format!("trace-{}-{n}", std::process::id())
+}
+
+/// The stored span whose `tollgate.request_id` is `rid`.
+fn span_of<'a>(spans: &'a [Value], rid: &str) -> Result<&'a Value> {
+    spans
+        .iter()
+        .find(|s| s["attributes"]["tollgate.request_id"] == rid)
+        .ok_or_else(|| format!("no span for {rid} among {} spans", spans.len()))
+}
+
+/// Wait until Phoenix holds a span for every id in `rids`.
+fn spans_for(ctx: &Ctx, rids: &[String]) -> Result<Vec<Value>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let spans = ctx.phoenix.spans("tollgate-e2e")?;
+        if rids.iter().all(|r| span_of(&spans, r).is_ok()) {
+            return Ok(spans);
+        }
+        if std::time::Instant::now() > deadline {
+            let missing: Vec<&String> = rids
+                .iter()
+                .filter(|r| span_of(&spans, r).is_err())
+                .collect();
+            let stats: String = ctx
+                .envoy
+                .prometheus()?
+                .lines()
+                .filter(|l| l.contains("tollgate_trace") && !l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(format!(
+                "spans missing in Phoenix after 30 s: {missing:?}\nexporter stats:\n{stats}"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+fn traces_in_phoenix(ctx: &Ctx) -> Result<()> {
+    let key_header = format!("authorization: Bearer {TRACE_KEY}");
+    // 1. PII pseudonymised in a JSON exchange, joining the caller's trace.
+    let text = format!("Write to {TRACE_EMAIL} or call {TRACE_PHONE} today.");
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        &chat(&text),
+        &[
+            &format!("x-request-id: {}", trace_rid(1)),
+            &format!("traceparent: {TRACE_PARENT}"),
+            &key_header,
+            "x-tenant-id: acme",
+        ],
+    )?;
+    check_eq!(r.status, 200);
+    // 2. A secret: blocked.
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        &chat(&format!("my key is {TRACE_AWS}")),
+        &[&format!("x-request-id: {}", trace_rid(2)), &key_header],
+    )?;
+    check_eq!(r.status, 403);
+    // 3. A stream.
+    let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": format!("Mail {TRACE_EMAIL} soon")}]}).to_string();
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        body.as_bytes(),
+        &[
+            &format!("x-request-id: {}", trace_rid(3)),
+            "x-mock-chunk-bytes: 3",
+        ],
+    )?;
+    check_eq!(r.status, 200);
+    check!(r.text().contains("data: [DONE]"), "stream: {}", r.text());
+    // 4. Through the limits: tenant, team, agent, cost, the limiter's verdict.
+    let r = post(
+        &ctx.envoy.url_at(10004, "/v1/chat/completions"),
+        &chat("How tall is Mont Blanc?"),
+        &[
+            &format!("x-request-id: {}", trace_rid(4)),
+            "x-tenant-id: trace-acme",
+            "x-team-id: trace-team",
+            "x-agent-id: trace-bot",
+        ],
+    )?;
+    check_eq!(r.status, 200);
+    let rids: Vec<String> = (1..=4).map(trace_rid).collect();
+    let spans = spans_for(ctx, &rids)?;
+
+    let s1 = span_of(&spans, &rids[0])?;
+    let a = &s1["attributes"];
+    check_eq!(
+        s1["context"]["trace_id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    check_eq!(s1["parent_id"], "00f067aa0ba902b7");
+    check_eq!(s1["name"], "chat gpt-4o-mini");
+    check_eq!(s1["span_kind"], "LLM");
+    check_eq!(a["gen_ai.operation.name"], "chat");
+    check_eq!(a["gen_ai.provider.name"], "openai");
+    check_eq!(a["gen_ai.request.model"], "gpt-4o-mini");
+    check!(
+        a["gen_ai.response.model"].is_string(),
+        "response model: {a}"
+    );
+    check!(
+        a["gen_ai.usage.input_tokens"].as_i64().is_some(),
+        "usage: {a}"
+    );
+    check!(
+        a["gen_ai.usage.output_tokens"].as_i64().is_some(),
+        "usage: {a}"
+    );
+    check_eq!(a["http.response.status_code"], 200);
+    check_eq!(a["tollgate.tenant"], "acme");
+    check_eq!(a["tollgate.endpoint"], "openaiChat");
+    check_eq!(a["tollgate.action"], "redact");
+    check_eq!(a["tollgate.stream"], false);
+    check!(a["tollgate.filter_time_us"].as_i64().is_some(), "{a}");
+    check!(a["tollgate.upstream_time_us"].as_i64().is_some(), "{a}");
+    check!(
+        a["tollgate.time_to_first_token_us"].as_i64().is_some(),
+        "{a}"
+    );
+    let prefix = a["tollgate.api_key.sha256_prefix"]
+        .as_str()
+        .unwrap_or_default();
+    check!(
+        prefix.len() == 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit()),
+        "key prefix {prefix}"
+    );
+    let input = a["gen_ai.input.messages"].as_str().unwrap_or_default();
+    check!(
+        input.contains("<EMAIL>") && input.contains("<PHONE>"),
+        "redacted prompt: {input}"
+    );
+    let events = s1["events"].as_array().cloned().unwrap_or_default();
+    let finding_types: Vec<String> = events
+        .iter()
+        .filter(|e| e["name"] == "tollgate.finding")
+        .map(|e| {
+            e["attributes"]["tollgate.finding.type"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    check!(
+        finding_types.contains(&"EMAIL".to_string())
+            && finding_types.contains(&"PHONE".to_string()),
+        "finding events: {finding_types:?}"
+    );
+    let email = events
+        .iter()
+        .find(|e| e["attributes"]["tollgate.finding.type"] == "EMAIL")
+        .map(|e| e["attributes"].clone())
+        .unwrap_or_default();
+    check!(
+        email["tollgate.finding.rule_id"].is_string()
+            && email["tollgate.finding.score"].is_number()
+            && email["tollgate.finding.start"] == 9
+            && email["tollgate.finding.end"] == 9 + TRACE_EMAIL.len(),
+        "EMAIL finding: {email}"
+    );
+    check!(
+        events.iter().any(|e| e["name"] == "tollgate.audit"
+            && e["attributes"]["tollgate.audit.event"] == "request_redacted"),
+        "audit event missing: {events:?}"
+    );
+
+    let s2 = span_of(&spans, &rids[1])?;
+    check_eq!(s2["status_code"], "ERROR");
+    check_eq!(s2["attributes"]["tollgate.action"], "block");
+    check_eq!(s2["attributes"]["tollgate.block_reason"], "AWS_ACCESS_KEY");
+    check_eq!(s2["attributes"]["http.response.status_code"], 403);
+
+    let s3 = span_of(&spans, &rids[2])?;
+    check_eq!(s3["attributes"]["tollgate.stream"], true);
+    check!(
+        s3["attributes"]["gen_ai.usage.output_tokens"]
+            .as_i64()
+            .is_some(),
+        "stream usage: {}",
+        s3["attributes"]
+    );
+    check!(
+        s3["attributes"]["tollgate.time_to_first_token_us"]
+            .as_i64()
+            .is_some(),
+        "ttft: {}",
+        s3["attributes"]
+    );
+
+    let s4 = span_of(&spans, &rids[3])?;
+    let a4 = &s4["attributes"];
+    check_eq!(a4["tollgate.tenant"], "trace-acme");
+    check_eq!(a4["tollgate.team"], "trace-team");
+    check_eq!(a4["tollgate.agent"], "trace-bot");
+    check_eq!(a4["tollgate.ratelimit.result"], "ok");
+    check!(
+        a4["tollgate.cost_usd"].as_f64().is_some_and(|c| c > 0.0),
+        "cost: {a4}"
+    );
+
+    // Nothing Phoenix stored re-exposes a value or the key.
+    let all = serde_json::to_string(&spans).unwrap_or_default();
+    for raw in [TRACE_EMAIL, TRACE_PHONE, "7946 0321", TRACE_AWS, TRACE_KEY] {
+        check!(!all.contains(raw), "{raw} is in the trace store");
+    }
+    Ok(())
+}
+
+/// Collectors that never answer or are not there: every request still gets
+/// its normal answer, and the lost spans are counted.
+fn traces_collector_down(ctx: &Ctx) -> Result<()> {
+    let before = ctx.envoy.prometheus()?;
+    for i in 0..20 {
+        let r = post(
+            &ctx.envoy.alt_url("/v1/chat/completions"),
+            &chat(&format!("question {i}")),
+            &[],
+        )?;
+        check_eq!(r.status, 200);
+        let r = post(
+            &ctx.envoy.url_at(10005, "/v1/chat/completions"),
+            &chat(&format!("question {i}")),
+            &["x-tenant-id: trace-slow"],
+        )?;
+        check_eq!(r.status, 200);
+    }
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 40);
+    // Retries (1, after 100 ms) and the slow collector's timeout (300 ms) play out.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let after = ctx.envoy.prometheus()?;
+    let grew = |series: &str| prom_value(&after, series) - prom_value(&before, series);
+    check!(
+        grew("tollgate_trace_batches{result=\"failed\"}") >= 2.0,
+        "failed batches: {}",
+        grew("tollgate_trace_batches{result=\"failed\"}")
+    );
+    check!(
+        grew("tollgate_trace_spans_dropped{reason=\"collector\"}") >= 1.0,
+        "dropped spans: {}",
+        grew("tollgate_trace_spans_dropped{reason=\"collector\"}")
+    );
+    Ok(())
+}
+
+fn audit_log(ctx: &Ctx) -> Result<()> {
+    let rid = trace_rid(9);
+    let r = post(
+        &ctx.envoy.pii_url("/v1/chat/completions"),
+        &chat(&format!("the key {TRACE_AWS} for {TRACE_EMAIL}")),
+        &[&format!("x-request-id: {rid}"), "x-tenant-id: audited"],
+    )?;
+    check_eq!(r.status, 403);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = ctx.envoy.log();
+    let line = log
+        .lines()
+        .filter_map(|l| l.split_once("tollgate.audit ").map(|(_, j)| j))
+        .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+        .find(|v| v["request_id"] == rid.as_str())
+        .ok_or_else(|| format!("no audit line for {rid} in the log"))?;
+    check_eq!(line["event"], "request_blocked");
+    check_eq!(line["reason"], "AWS_ACCESS_KEY");
+    check_eq!(line["status"], 403);
+    check_eq!(line["tenant"], "audited");
+    check!(line["ts_us"].as_u64().is_some(), "{line}");
+    check!(
+        line["rules"].as_array().is_some_and(|r| !r.is_empty()),
+        "{line}"
+    );
+    check!(
+        !log.contains(TRACE_AWS) && !log.contains(TRACE_EMAIL),
+        "a raw value is in Envoy's log"
+    );
+    check!(
+        log.contains("tollgate.audit {") && log.contains("\"event\":\"config_loaded\""),
+        "config_loaded audit line missing"
     );
     Ok(())
 }

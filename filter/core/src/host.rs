@@ -4,9 +4,30 @@
 
 use crate::metrics::Metric;
 use crate::reply::LocalReply;
+use crate::telemetry::SpanData;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
-pub trait Host {
+/// Why a [`SharedData::shared_set`] did not store its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedSetError {
+    /// Another VM wrote the key since it was read: read again and retry.
+    CasMismatch,
+    /// The host refused the write.
+    Failed,
+}
+
+/// Key-value data shared by every VM of the plugin (proxy-wasm shared data):
+/// all worker threads see the same values. Writes are compare-and-swap.
+pub trait SharedData {
+    /// The value of `key` and its CAS token, if the key exists.
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
+    /// Store `value` if the key's CAS token is still `cas` (0: unconditionally).
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedSetError>;
+}
+
+pub trait Host: SharedData {
     /// A request header (pseudo-headers such as `:path` included).
     fn request_header(&self, name: &str) -> Option<String>;
     /// Set (`Some`) or remove (`None`) a request header.
@@ -49,6 +70,12 @@ pub trait Host {
     ) -> Result<u32, String>;
     /// Let a request paused by the filter go on to the upstream.
     fn resume_request(&mut self);
+    /// The exchange is over: queue its span for export.
+    fn emit_span(&mut self, span: SpanData);
+    /// Write an audit line to the proxy's log.
+    fn audit(&mut self, line: &str);
+    /// A request property (`["request", "method"]`, `["response", "code"]`).
+    fn property(&self, path: &[&str]) -> Option<String>;
 }
 
 /// A gRPC call a [`FakeHost`] was asked to make.
@@ -81,6 +108,48 @@ pub struct FakeHost {
     pub grpc_dispatch_fails: bool,
     /// How often `resume_request` was called.
     pub resumed: u32,
+    /// Spans the flow emitted, and audit lines it wrote.
+    pub spans: Vec<SpanData>,
+    pub audit_lines: Vec<String>,
+    /// Properties by dotted path (`response.code`).
+    pub properties: BTreeMap<String, String>,
+    /// Shared data; clone the `Rc` into another `FakeHost` to model two VMs.
+    pub shared: Rc<RefCell<FakeShared>>,
+}
+
+/// The shared-data store of [`FakeHost`]: values with CAS tokens, as Envoy keeps them.
+#[derive(Debug, Default)]
+pub struct FakeShared {
+    pub values: BTreeMap<String, (Vec<u8>, u32)>,
+    next_cas: u32,
+}
+
+impl SharedData for FakeShared {
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.values.get(key).cloned()
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedSetError> {
+        if let Some((_, current)) = self.values.get(key) {
+            if cas != 0 && cas != *current {
+                return Err(SharedSetError::CasMismatch);
+            }
+        }
+        self.next_cas = self.next_cas.wrapping_add(1).max(1);
+        self.values
+            .insert(key.to_string(), (value.to_vec(), self.next_cas));
+        Ok(())
+    }
+}
+
+impl SharedData for FakeHost {
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.shared.borrow().shared_get(key)
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedSetError> {
+        self.shared.borrow_mut().shared_set(key, value, cas)
+    }
 }
 
 impl FakeHost {
@@ -202,5 +271,17 @@ impl Host for FakeHost {
 
     fn resume_request(&mut self) {
         self.resumed += 1;
+    }
+
+    fn emit_span(&mut self, span: SpanData) {
+        self.spans.push(span);
+    }
+
+    fn audit(&mut self, line: &str) {
+        self.audit_lines.push(line.to_string());
+    }
+
+    fn property(&self, path: &[&str]) -> Option<String> {
+        self.properties.get(&path.join(".")).cloned()
     }
 }

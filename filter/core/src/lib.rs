@@ -13,5 +13,6 @@ pub mod reply;
 pub mod scan;
 pub mod sse;
 pub mod stream;
+pub mod telemetry;
 
 pub use config::{PluginConfig, Policy};

@@ -45,6 +45,23 @@ pub enum Metric {
     TokensSettled,
     /// Reserved but not used, which the unsigned `hits_addend` cannot give back.
     LimitUnsettled(&'static str),
+    /// Spans the collector accepted.
+    TraceSpansExported,
+    /// Spans dropped, by reason: `queue_full`, `too_large`, `collector`
+    /// (retries used up), `rejected` (the collector refused the batch).
+    TraceSpansDropped(&'static str),
+    /// Spans sent again after a failed batch.
+    TraceSpansRetried,
+    /// Export batches by result: `ok`, `failed`, `rejected`.
+    TraceBatches(&'static str),
+    /// Audit events by event name.
+    AuditEvents(&'static str),
+    /// Anomalies raised, by tenant and signal.
+    Anomalies(String, &'static str),
+    /// Tenants the anomaly detector could not track (cap, long name), or a
+    /// shared-data update that lost every compare-and-swap.
+    AnomalyUntracked,
+    AnomalyContention,
 }
 
 impl Metric {
@@ -82,10 +99,35 @@ impl Metric {
             Metric::LimitSoft(n) => format!("tollgate.budget_soft.limit.{n}"),
             Metric::TokensSettled => "tollgate.tokens_settled".into(),
             Metric::LimitUnsettled(k) => format!("tollgate.ratelimit_unsettled.kind.{k}"),
+            Metric::TraceSpansExported => "tollgate.trace_spans_exported".into(),
+            Metric::TraceSpansDropped(r) => format!("tollgate.trace_spans_dropped.reason.{r}"),
+            Metric::TraceSpansRetried => "tollgate.trace_spans_retried".into(),
+            Metric::TraceBatches(r) => format!("tollgate.trace_batches.result.{r}"),
+            Metric::AuditEvents(e) => format!("tollgate.audit_events.kind.{e}"),
+            Metric::Anomalies(t, s) => {
+                format!("tollgate.anomalies.tenant.{}.signal.{s}", stat_safe(t))
+            }
+            Metric::AnomalyUntracked => "tollgate.anomaly_untracked".into(),
+            Metric::AnomalyContention => "tollgate.anomaly_contention".into(),
         }
     }
 
     pub fn is_histogram(&self) -> bool {
         matches!(self, Metric::DetectorTimeUs)
     }
+}
+
+/// A value usable inside a stat name: `[A-Za-z0-9_-]`, others become `_`
+/// (a dot would split the name into more tags).
+pub fn stat_safe(v: &str) -> String {
+    v.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

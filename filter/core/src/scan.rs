@@ -269,13 +269,36 @@ fn scan_parsed(
 /// `usage.prompt_tokens`/`completion_tokens`, Anthropic's and Responses'
 /// `usage.input_tokens`/`output_tokens`.
 pub fn response_usage(body: &[u8]) -> Option<(u64, u64)> {
+    let u = response_meta(body)?.usage?;
+    Some((u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0)))
+}
+
+/// What a JSON response says about itself: the model that served it and
+/// its token usage (OpenAI and Anthropic field names).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResponseMeta {
+    pub model: Option<String>,
+    pub usage: Option<crate::sse::Usage>,
+}
+
+/// [`ResponseMeta`] of a JSON response body; `None` when it is not a JSON object.
+pub fn response_meta(body: &[u8]) -> Option<ResponseMeta> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    let u = v.get("usage")?;
-    let get = |a: &str, b: &str| u.get(a).or_else(|| u.get(b)).and_then(Value::as_u64);
-    Some((
-        get("prompt_tokens", "input_tokens").unwrap_or(0),
-        get("completion_tokens", "output_tokens").unwrap_or(0),
-    ))
+    let v = v.as_object()?;
+    let model = v
+        .get("model")
+        .and_then(Value::as_str)
+        .map(|m| m.chars().take(128).collect());
+    let usage = v.get("usage").filter(|u| u.is_object()).map(|u| {
+        let get = |a: &str, b: &str| u.get(a).or_else(|| u.get(b)).and_then(Value::as_u64);
+        crate::sse::Usage {
+            input_tokens: Some(get("prompt_tokens", "input_tokens").unwrap_or(0)),
+            output_tokens: Some(get("completion_tokens", "output_tokens").unwrap_or(0)),
+            estimated: false,
+            cached_tokens: crate::sse::cached_tokens(u),
+        }
+    });
+    Some(ResponseMeta { model, usage })
 }
 
 /// The body with `edits` applied: spliced into the raw bytes when there are

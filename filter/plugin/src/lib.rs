@@ -8,11 +8,15 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 use std::time::UNIX_EPOCH;
-use tollgate_core::host::Host;
+use tollgate_core::host::{Host, SharedData, SharedSetError};
 use tollgate_core::metrics::Metric;
 use tollgate_core::reply::LocalReply;
 use tollgate_core::stream::{Next, RequestFlow};
+use tollgate_core::telemetry::audit::AuditEvent;
+use tollgate_core::telemetry::exporter::{ExportHost, Exporter};
+use tollgate_core::telemetry::{self, otlp, SpanData};
 use tollgate_core::Policy;
 
 proxy_wasm::main! {{
@@ -42,19 +46,46 @@ impl Metrics {
     }
 }
 
-/// The root context: compiles the configuration once per VM.
+/// The root context: compiles the configuration once per VM and drains
+/// the VM's span queue to the collector on its timer.
 #[derive(Default)]
 struct GuardRoot {
     policy: Option<Rc<Policy>>,
     metrics: Rc<Metrics>,
+    exporter: Option<Rc<RefCell<Exporter>>>,
 }
 
-impl Context for GuardRoot {}
+/// How often the root context looks at the span queue.
+const EXPORT_TICK: Duration = Duration::from_millis(100);
+
+impl Context for GuardRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        if let Some(exporter) = self.exporter.clone() {
+            let mut host = RootHost {
+                metrics: self.metrics.clone(),
+            };
+            exporter
+                .borrow_mut()
+                .on_response(&mut host, token_id, status);
+        }
+    }
+}
 
 impl RootContext for GuardRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let raw = self.get_plugin_configuration().unwrap_or_default();
         let started = self.get_current_time();
+        let now = now_micros();
         match Policy::from_json(&raw) {
             Ok(policy) => {
                 let ms = self
@@ -65,13 +96,48 @@ impl RootContext for GuardRoot {
                     "tollgate: configuration loaded ({} detectors) in {ms} ms",
                     policy.detectors.len()
                 );
+                let ev = AuditEvent::new("config_loaded")
+                    .detail("detectors", policy.detectors.len().to_string());
+                if policy.audit_log {
+                    log::info!("{}", ev.line(None, now));
+                }
+                self.exporter = policy.traces.as_ref().map(|t| {
+                    Rc::new(RefCell::new(Exporter::new(
+                        t.exporter.clone(),
+                        telemetry::exporter::Target {
+                            cluster: t.cluster.clone(),
+                            authority: t.authority.clone(),
+                            path: t.path.clone(),
+                            timeout_ms: t.timeout_ms,
+                        },
+                        otlp::Envelope::new(&t.service_name, &t.project),
+                    )))
+                });
+                if let Some(exporter) = &self.exporter {
+                    let span = telemetry::config_span(&ev, now);
+                    exporter
+                        .borrow_mut()
+                        .push(otlp::encode_span_field(&span), now, &mut |_, _| {});
+                    self.set_tick_period(EXPORT_TICK);
+                }
                 self.policy = Some(Rc::new(policy));
                 true
             }
             Err(e) => {
                 log::error!("tollgate: configuration rejected: {e}");
+                let ev = AuditEvent::new("config_rejected").detail("error", e.to_string());
+                log::error!("{}", ev.line(None, now));
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(exporter) = self.exporter.clone() {
+            let mut host = RootHost {
+                metrics: self.metrics.clone(),
+            };
+            exporter.borrow_mut().tick(&mut host);
         }
     }
 
@@ -82,6 +148,7 @@ impl RootContext for GuardRoot {
             host: ProxyWasmHost {
                 metrics: self.metrics.clone(),
                 headers: RefCell::new(None),
+                exporter: self.exporter.clone(),
             },
         }))
     }
@@ -148,6 +215,62 @@ impl HttpContext for GuardStream {
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
         action(self.flow.on_response_trailers(&mut self.host))
     }
+
+    fn on_log(&mut self) {
+        self.flow.on_log(&mut self.host);
+    }
+}
+
+/// The root context's side of the exporter: HTTP callouts, time, metrics.
+struct RootHost {
+    metrics: Rc<Metrics>,
+}
+
+impl ExportHost for RootHost {
+    fn dispatch_otlp(
+        &mut self,
+        cluster: &str,
+        authority: &str,
+        path: &str,
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u32, String> {
+        hostcalls::dispatch_http_call(
+            cluster,
+            vec![
+                (":method", "POST"),
+                (":path", path),
+                (":authority", authority),
+                ("content-type", "application/x-protobuf"),
+            ],
+            Some(body),
+            Vec::new(),
+            Duration::from_millis(timeout_ms),
+        )
+        .map_err(|e| format!("{e:?}"))
+    }
+
+    fn now_micros(&self) -> u64 {
+        now_micros()
+    }
+
+    fn count(&mut self, metric: Metric, n: u64) {
+        count(&self.metrics, metric, n);
+    }
+}
+
+fn count(metrics: &Metrics, metric: Metric, n: u64) {
+    if let Some(id) = metrics.id(&metric) {
+        let delta = i64::try_from(n).unwrap_or(i64::MAX);
+        let _ = hostcalls::increment_metric(id, delta);
+    }
+}
+
+fn now_micros() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// [`Host`] over proxy-wasm hostcalls. Hostcall failures are logged at debug
@@ -157,6 +280,27 @@ struct ProxyWasmHost {
     /// All request headers, read with one hostcall on first use (each
     /// single-header hostcall costs a call back into the VM); dropped on any change.
     headers: RefCell<Option<Vec<(String, String)>>>,
+    /// The VM's span queue (when traces are configured).
+    exporter: Option<Rc<RefCell<Exporter>>>,
+}
+
+impl SharedData for ProxyWasmHost {
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        match hostcalls::get_shared_data(key) {
+            Ok((Some(v), Some(cas))) => Some((v, cas)),
+            Ok((Some(v), None)) => Some((v, 0)),
+            _ => None,
+        }
+    }
+
+    fn shared_set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), SharedSetError> {
+        let cas = (cas != 0).then_some(cas);
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(proxy_wasm::types::Status::CasMismatch) => Err(SharedSetError::CasMismatch),
+            Err(_) => Err(SharedSetError::Failed),
+        }
+    }
 }
 
 impl Host for ProxyWasmHost {
@@ -238,10 +382,7 @@ impl Host for ProxyWasmHost {
     }
 
     fn count(&mut self, metric: Metric, n: u64) {
-        if let Some(id) = self.metrics.id(&metric) {
-            let delta = i64::try_from(n).unwrap_or(i64::MAX);
-            let _ = hostcalls::increment_metric(id, delta);
-        }
+        count(&self.metrics, metric, n);
     }
 
     fn record(&mut self, metric: Metric, value: u64) {
@@ -283,9 +424,33 @@ impl Host for ProxyWasmHost {
     }
 
     fn now_micros(&self) -> u64 {
-        hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        now_micros()
+    }
+
+    fn emit_span(&mut self, span: SpanData) {
+        let Some(exporter) = self.exporter.clone() else {
+            return;
+        };
+        let field = otlp::encode_span_field(&span);
+        let metrics = self.metrics.clone();
+        exporter
+            .borrow_mut()
+            .push(field, span.end_us, &mut |m, n| count(&metrics, m, n));
+    }
+
+    fn audit(&mut self, line: &str) {
+        log::info!("{line}");
+    }
+
+    fn property(&self, path: &[&str]) -> Option<String> {
+        let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+        match bytes.len() {
+            // Numbers come as 8 little-endian bytes.
+            8 => bytes
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|b| u64::from_le_bytes(b).to_string()),
+            _ => String::from_utf8(bytes).ok(),
+        }
     }
 }

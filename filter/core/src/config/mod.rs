@@ -79,6 +79,10 @@ pub struct Policy {
     pub identity: Option<crate::ratelimit::IdentityPolicy>,
     /// Limits and budgets through the rate-limit service.
     pub rate_limit: Option<crate::ratelimit::RateLimitPolicy>,
+    /// Trace export (one span per exchange).
+    pub traces: Option<crate::telemetry::TracePolicy>,
+    /// Audit lines in Envoy's log.
+    pub audit_log: bool,
 }
 
 /// Compiled [`ResponsesConfig`].
@@ -316,6 +320,12 @@ impl PluginConfig {
                 .as_ref()
                 .map(crate::ratelimit::RateLimitPolicy::compile)
                 .transpose()?,
+            traces: self
+                .traces
+                .as_ref()
+                .map(crate::telemetry::TracePolicy::compile)
+                .transpose()?,
+            audit_log: self.audit.log,
         })
     }
 }

@@ -40,6 +40,130 @@ pub struct PluginConfig {
     /// Request, token and cost limits through Envoy's global rate-limit service.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// One OTLP trace per exchange, exported to a collector (Phoenix, Jaeger,
+    /// an OpenTelemetry collector) through an Envoy cluster.
+    #[serde(default)]
+    pub traces: Option<TracesConfig>,
+    /// The audit trail of security decisions in Envoy's log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// OTLP/HTTP trace export.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracesConfig {
+    /// The Envoy cluster of the collector.
+    pub cluster: String,
+    /// The `:authority` of export requests (default: the cluster name).
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// The OTLP/HTTP traces path.
+    #[serde(default = "default_traces_path")]
+    pub path: String,
+    /// Time the collector has to answer one batch, e.g. `"2s"`.
+    #[serde(default = "default_traces_timeout")]
+    pub timeout: String,
+    /// `service.name` of the resource.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// `openinference.project.name` of the resource (Phoenix's project).
+    #[serde(default = "default_service_name")]
+    pub project: String,
+    /// Prompt and response texts in the span: `none`, or `redacted` (every
+    /// finding replaced by `<TYPE>`, whatever the action was).
+    #[serde(default)]
+    pub content: TraceContent,
+    /// The most bytes of each text kept in a span.
+    #[serde(default = "default_max_content_bytes")]
+    pub max_content_bytes: u32,
+    /// A batch is sent when it holds this many spans...
+    #[serde(default = "default_batch_spans")]
+    pub batch_spans: u32,
+    /// ...or this many bytes...
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: u32,
+    /// ...or its oldest span has waited this long.
+    #[serde(default = "default_flush_interval")]
+    pub flush_interval: String,
+    /// Spans held per worker at most; past it new spans are dropped and counted.
+    #[serde(default = "default_max_queue_spans")]
+    pub max_queue_spans: u32,
+    /// Bytes of encoded spans held per worker at most.
+    #[serde(default = "default_max_queue_bytes")]
+    pub max_queue_bytes: u32,
+    /// Retries of a failed batch before its spans are dropped (counted).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// The first retry's delay; each next one doubles, up to `maxRetryBackoff`.
+    #[serde(default = "default_retry_backoff")]
+    pub retry_backoff: String,
+    #[serde(default = "default_max_retry_backoff")]
+    pub max_retry_backoff: String,
+}
+
+/// Texts in traces.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum TraceContent {
+    #[default]
+    None,
+    Redacted,
+}
+
+/// The audit trail.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Write each security decision as a JSON line (prefixed `tollgate.audit `) to Envoy's log.
+    #[serde(default = "yes")]
+    pub log: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { log: true }
+    }
+}
+
+fn default_traces_path() -> String {
+    "/v1/traces".into()
+}
+fn default_traces_timeout() -> String {
+    "2s".into()
+}
+fn default_service_name() -> String {
+    "tollgate".into()
+}
+fn default_max_content_bytes() -> u32 {
+    4096
+}
+fn default_batch_spans() -> u32 {
+    64
+}
+fn default_batch_bytes() -> u32 {
+    512 * 1024
+}
+fn default_flush_interval() -> String {
+    "1s".into()
+}
+fn default_max_queue_spans() -> u32 {
+    2048
+}
+fn default_max_queue_bytes() -> u32 {
+    8 * 1024 * 1024
+}
+fn default_max_retries() -> u32 {
+    3
+}
+fn default_retry_backoff() -> String {
+    "500ms".into()
+}
+fn default_max_retry_backoff() -> String {
+    "5s".into()
 }
 
 /// Where the tenant, team and agent of a request come from.

@@ -161,7 +161,7 @@ fn parse_sha256(i: usize, k: &ApiKeyConfig) -> Result<[u8; 32], ConfigError> {
 }
 
 /// The key of `authorization: Bearer <key>`, else `x-api-key`.
-fn bearer_key(header: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+pub(crate) fn bearer_key(header: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     if let Some(a) = header("authorization") {
         let a = a.trim();
         if let Some(k) = a

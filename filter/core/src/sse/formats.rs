@@ -135,6 +135,9 @@ pub enum Piece {
     Usage {
         input_tokens: Option<u64>,
         output_tokens: Option<u64>,
+        /// Prompt tokens served from the provider's cache (OpenAI
+        /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`).
+        cached_tokens: Option<u64>,
     },
     /// The upstream reported an error inside the stream.
     Error { message: String },
@@ -397,9 +400,19 @@ impl<'a> Scan<'a> {
             self.tail.push(Piece::Usage {
                 input_tokens: num(u, input),
                 output_tokens: num(u, output),
+                cached_tokens: cached_tokens(u),
             });
         }
     }
+}
+
+/// Cached prompt tokens in a usage object, in either API's field.
+pub fn cached_tokens(u: &Value) -> Option<u64> {
+    u.get("prompt_tokens_details")
+        .or_else(|| u.get("input_tokens_details"))
+        .and_then(|d| d.get("cached_tokens"))
+        .or_else(|| u.get("cache_read_input_tokens"))
+        .and_then(Value::as_u64)
 }
 
 fn is_done_marker(api: StreamApi, ev: &SseEvent) -> bool {
@@ -1252,6 +1265,7 @@ pub(crate) mod tests {
             vec![Piece::Usage {
                 input_tokens: Some(12),
                 output_tokens: Some(9),
+                cached_tokens: None,
             }],
             vec![Piece::Done],
         ];
@@ -1299,6 +1313,7 @@ pub(crate) mod tests {
                 Piece::Usage {
                     input_tokens: Some(20),
                     output_tokens: Some(11),
+                    cached_tokens: Some(0),
                 },
                 Piece::Done,
             ],
@@ -1319,6 +1334,7 @@ pub(crate) mod tests {
             vec![Piece::Usage {
                 input_tokens: Some(25),
                 output_tokens: Some(1),
+                cached_tokens: Some(0),
             }],
             vec![],
             vec![],
@@ -1335,6 +1351,7 @@ pub(crate) mod tests {
             vec![Piece::Usage {
                 input_tokens: None,
                 output_tokens: Some(42),
+                cached_tokens: None,
             }],
             vec![Piece::Done],
         ];
@@ -1386,7 +1403,8 @@ pub(crate) mod tests {
                 },
                 Piece::Usage {
                     input_tokens: Some(1),
-                    output_tokens: Some(2)
+                    output_tokens: Some(2),
+                    cached_tokens: None
                 },
             ]
         );

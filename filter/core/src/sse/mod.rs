@@ -40,9 +40,9 @@ mod scanner;
 mod window;
 
 pub use formats::{
-    classify, error_event, rebuild, rebuild_with, remove_member, with_data, Piece, StreamApi,
-    StreamErrorKind, StreamKey,
+    cached_tokens, classify, error_event, rebuild, rebuild_with, remove_member, with_data, Piece,
+    StreamApi, StreamErrorKind, StreamKey,
 };
 pub use parser::{SseError, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
-pub use scanner::{StreamOutcome, StreamScanner, Usage};
+pub use scanner::{StreamFinding, StreamOutcome, StreamScanner, Usage};
 pub use window::hold_from;

@@ -48,6 +48,8 @@ pub struct Usage {
     /// The upstream reported no output tokens: `output_tokens` is estimated
     /// from the text streamed (about four bytes per token).
     pub estimated: bool,
+    /// Prompt tokens served from the provider's cache, when reported.
+    pub cached_tokens: Option<u64>,
 }
 
 /// What happened to a stream, for the flow's metrics.
@@ -65,6 +67,46 @@ pub struct StreamOutcome {
     pub trailing_bytes: usize,
     /// Events dropped because the client did not ask for them (usage chunks).
     pub dropped_events: usize,
+    /// Findings acted on (redacted, flagged, blocking), in offsets of their
+    /// key's text; at most [`MAX_STREAM_FINDINGS`].
+    pub findings: Vec<StreamFinding>,
+}
+
+/// Most findings a stream's outcome keeps (for its trace).
+pub const MAX_STREAM_FINDINGS: usize = 64;
+
+/// A finding in a stream: `key` is the index of its text stream (choice,
+/// content block, tool call) in the order they appeared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamFinding {
+    pub key: usize,
+    pub finding: Finding,
+}
+
+impl StreamOutcome {
+    /// Types and rules of the findings that ended the stream.
+    pub fn block_rules(&self) -> Vec<(&'static str, String)> {
+        self.findings
+            .iter()
+            .filter(|f| f.finding.action == Action::Block)
+            .map(|f| (f.finding.kind, f.finding.rule_id.clone()))
+            .collect()
+    }
+
+    fn record(&mut self, key: usize, f: &Finding, offset: usize) {
+        let (start, end) = (offset + f.start, offset + f.end);
+        let seen = self
+            .findings
+            .iter()
+            .any(|x| x.key == key && x.finding.start == start && x.finding.kind == f.kind);
+        if seen || self.findings.len() >= MAX_STREAM_FINDINGS {
+            return;
+        }
+        let mut finding = f.clone();
+        finding.start = start;
+        finding.end = end;
+        self.findings.push(StreamFinding { key, finding });
+    }
 }
 
 /// A redaction or a restored placeholder, in absolute offsets of a key's text.
@@ -224,6 +266,10 @@ pub struct StreamScanner {
     queued_bytes: usize,
     /// The stream's output budget in bytes of text, and the limit it comes from.
     budget: Option<(u64, String)>,
+    /// Raw text kept for a redacted copy in the trace: per key, up to
+    /// `capture_max` bytes in all (`None`: not kept).
+    captured: Option<Vec<String>>,
+    capture_left: usize,
 }
 
 impl StreamScanner {
@@ -259,7 +305,42 @@ impl StreamScanner {
             events: Vec::new(),
             queued_bytes: 0,
             budget: None,
+            captured: None,
+            capture_left: 0,
         }
+    }
+
+    /// Keep up to `max` bytes of the stream's text for
+    /// [`StreamScanner::captured_messages`].
+    pub fn with_capture(mut self, max: usize) -> Self {
+        self.captured = Some(Vec::new());
+        self.capture_left = max;
+        self
+    }
+
+    /// The text kept by [`StreamScanner::with_capture`], every recorded
+    /// finding replaced by `<TYPE>`, as `gen_ai.output.messages` JSON.
+    pub fn captured_messages(&self) -> String {
+        let mut msgs = Vec::new();
+        for (i, text) in self.captured.iter().flatten().enumerate() {
+            let spans: Vec<(usize, usize, &str)> = self
+                .outcome
+                .findings
+                .iter()
+                .filter(|f| f.key == i)
+                .map(|f| (f.finding.start, f.finding.end, f.finding.kind))
+                .collect();
+            let role = if self.keys.get(i).is_some_and(|k| k.tool) {
+                "tool_call"
+            } else {
+                "assistant"
+            };
+            msgs.push(serde_json::json!({
+                "role": role,
+                "parts": [{"type": "text", "content": crate::telemetry::masked(text, &spans, usize::MAX)}],
+            }));
+        }
+        serde_json::Value::Array(msgs).to_string()
     }
 
     /// End the stream once its text passes `bytes` (the output a token or
@@ -414,7 +495,11 @@ impl StreamScanner {
                 Piece::Usage {
                     input_tokens,
                     output_tokens,
+                    cached_tokens,
                 } => {
+                    if cached_tokens.is_some() {
+                        self.usage.cached_tokens = cached_tokens;
+                    }
                     if input_tokens.is_some() {
                         self.usage.input_tokens = input_tokens;
                     }
@@ -470,6 +555,16 @@ impl StreamScanner {
             q.spans.push((key, start, k.total));
         }
         self.text_bytes += text.len() as u64;
+        if let Some(cap) = self.captured.as_mut() {
+            while cap.len() <= i && cap.len() <= MAX_KEYS {
+                cap.push(String::new());
+            }
+            if let Some(c) = cap.get_mut(i) {
+                let take = floor_boundary(text, text.len().min(self.capture_left));
+                c.push_str(text.get(..take).unwrap_or_default());
+                self.capture_left -= take;
+            }
+        }
         i
     }
 
@@ -529,6 +624,7 @@ impl StreamScanner {
             .find(|f| f.end > d && f.action == Action::Block)
         {
             let kind = f.kind;
+            self.outcome.record(i, f, wstart);
             self.block(out, kind);
             return false;
         }
@@ -546,6 +642,9 @@ impl StreamScanner {
         }
         let mut edits: Vec<Edit> = Vec::new();
         for f in findings.iter().filter(|f| f.end > d && f.end <= rp) {
+            if f.action >= Action::Flag {
+                self.outcome.record(i, f, wstart);
+            }
             match f.action {
                 Action::Redact => {
                     let start = f.start.max(d);

@@ -18,6 +18,9 @@ use crate::redact::Pseudonyms;
 use crate::reply::{error_reply, RefusalReason};
 use crate::scan::{findings_header, restore_body, scan_body, scan_body_timed};
 use crate::sse::{StreamApi, StreamScanner, Usage};
+use crate::telemetry::audit::AuditEvent;
+use crate::telemetry::exchange::{location, redacted_messages};
+use crate::telemetry::{self, Content, ExchangeTrace};
 use std::rc::Rc;
 
 /// What the callback returns to the host.
@@ -86,6 +89,12 @@ pub struct RequestFlow {
     identity: Option<Identity>,
     /// The rate-limit check in flight, then what it reserved.
     limits: Option<LimitCheck>,
+    /// The exchange's trace and audit context.
+    trace: Box<ExchangeTrace>,
+    /// The span was emitted (`on_log` ran).
+    logged: bool,
+    /// Types and rules of the findings that blocked the request, for the audit line.
+    block_findings: Vec<(&'static str, String)>,
 }
 
 /// The rate-limit check of one request.
@@ -130,7 +139,15 @@ impl RequestFlow {
             stream_block_counted: false,
             identity: None,
             limits: None,
+            trace: Box::default(),
+            logged: false,
+            block_findings: Vec::new(),
         }
+    }
+
+    /// The exchange's trace so far.
+    pub fn trace(&self) -> &ExchangeTrace {
+        &self.trace
     }
 
     pub fn api(&self) -> ApiKind {
@@ -158,12 +175,18 @@ impl RequestFlow {
             .request_header("x-request-id")
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .unwrap_or_else(|| format!("tollgate-{:x}", host.now_micros()));
+        self.start_trace(host, &path);
 
         if let Some(policy) = self.policy.identity.as_ref() {
             let header = |name: &str| host.request_header(name);
             let metadata = |path: &[String]| host.metadata(path);
             match policy.resolve(&header, &metadata) {
-                Some(id) => self.identity = Some(id),
+                Some(id) => {
+                    self.trace.tenant = Some(id.tenant.clone());
+                    self.trace.team = id.team.clone();
+                    self.trace.agent = id.agent.clone();
+                    self.identity = Some(id);
+                }
                 None => {
                     self.refuse(
                         host,
@@ -234,6 +257,14 @@ impl RequestFlow {
         for (k, v) in self.response_headers.drain(..) {
             host.add_response_header(&k, &v);
         }
+        if self.state == State::Forwarded {
+            self.trace.response_headers_us = Some(host.now_micros());
+            self.trace.status = host
+                .response_header(":status")
+                .and_then(|s| s.trim().parse().ok());
+            let ct = host.response_header("content-type").unwrap_or_default();
+            self.trace.stream |= is_event_stream(&ct);
+        }
         if self.state != State::Forwarded || end_of_stream {
             return Next::Continue;
         }
@@ -267,6 +298,14 @@ impl RequestFlow {
             let pseudonyms = std::mem::take(&mut self.pseudonyms);
             let mut scanner =
                 StreamScanner::new(api, self.policy.clone(), pseudonyms, self.strip_usage);
+            if self.tracing_content() {
+                let max = self
+                    .policy
+                    .traces
+                    .as_ref()
+                    .map_or(0, |t| t.max_content_bytes);
+                scanner = scanner.with_capture(max);
+            }
             if let Some((tokens, name)) = self.output_allowance() {
                 // The scanner estimates tokens as 4 bytes of text, like the reservation.
                 scanner = scanner.with_budget(tokens.saturating_mul(4), &name);
@@ -292,6 +331,9 @@ impl RequestFlow {
         body_size: usize,
         end_of_stream: bool,
     ) -> Next {
+        if body_size > 0 && self.trace.first_byte_us.is_none() && self.state == State::Forwarded {
+            self.trace.first_byte_us = Some(host.now_micros());
+        }
         if self.response == ResponseState::Streaming {
             return self.stream_chunk(host, body_size, end_of_stream);
         }
@@ -343,10 +385,15 @@ impl RequestFlow {
         } else {
             host.response_body(0, body_size).unwrap_or_default()
         };
+        let started = host.now_micros();
         let mut out = Vec::with_capacity(chunk.len() + 64);
         scanner.push(&chunk, &mut out);
         if end_of_stream {
             scanner.finish(&mut out);
+        }
+        self.trace.filter_us += host.now_micros().saturating_sub(started);
+        if self.trace.model_served.is_none() {
+            self.trace.model_served = telemetry::exchange::model_in(&chunk);
         }
         if out != chunk {
             host.set_response_body(&out);
@@ -355,6 +402,8 @@ impl RequestFlow {
             if let Some(kind) = scanner.outcome().blocked {
                 self.stream_block_counted = true;
                 host.count(Metric::ResponsesBlocked(kind), 1);
+                let rules = scanner.outcome().block_rules();
+                self.stream_blocked(host, kind, rules);
             }
         }
         if end_of_stream {
@@ -380,6 +429,18 @@ impl RequestFlow {
         }
         if let Some(kind) = outcome.blocked.filter(|_| !self.stream_block_counted) {
             host.count(Metric::ResponsesBlocked(kind), 1);
+            self.stream_blocked(host, kind, outcome.block_rules());
+        }
+        let now = host.now_micros();
+        for f in &outcome.findings {
+            self.trace
+                .finding(now, "response", &format!("stream[{}]", f.key), &f.finding);
+        }
+        if outcome.rewritten {
+            self.trace.response_action.get_or_insert(Action::Redact);
+        }
+        if self.tracing_content() {
+            self.trace.output_content = Some(scanner.captured_messages());
         }
         let usage = scanner.usage();
         if let Some(n) = usage.input_tokens {
@@ -391,6 +452,10 @@ impl RequestFlow {
         if usage.estimated {
             host.count(Metric::TokensEstimated, 1);
         }
+        self.trace.input_tokens = usage.input_tokens;
+        self.trace.output_tokens = usage.output_tokens;
+        self.trace.cached_tokens = usage.cached_tokens;
+        self.trace.tokens_estimated = usage.estimated;
         self.usage = Some(usage);
         let prompt = self.limits.as_ref().map_or(0, |c| c.prompt);
         self.settle(
@@ -449,13 +514,20 @@ impl RequestFlow {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Next::Continue;
         }
+        let started = host.now_micros();
+        let meta = crate::scan::response_meta(&body);
+        if let Some(m) = &meta {
+            self.trace.model_served = m.model.clone();
+            if let Some(u) = m.usage {
+                self.trace.input_tokens = Some(u.input_tokens.unwrap_or(0));
+                self.trace.output_tokens = Some(u.output_tokens.unwrap_or(0));
+                self.trace.cached_tokens = u.cached_tokens;
+            }
+        }
         if self.needs_usage() {
-            if let Some((input, output)) = crate::scan::response_usage(&body) {
-                self.usage = Some(Usage {
-                    input_tokens: Some(input),
-                    output_tokens: Some(output),
-                    estimated: false,
-                });
+            if let Some(u) = meta.as_ref().and_then(|m| m.usage) {
+                let (input, output) = (u.input_tokens.unwrap_or(0), u.output_tokens.unwrap_or(0));
+                self.usage = Some(u);
                 self.settle(host, input, output);
             }
         }
@@ -469,12 +541,55 @@ impl RequestFlow {
                 }
             };
             host.count(Metric::ResponsesScanned, 1);
+            let now = host.now_micros();
+            for f in &scan.findings {
+                let loc = scan
+                    .segments
+                    .get(f.segment)
+                    .map(|s| location(&s.path))
+                    .unwrap_or_default();
+                self.trace.finding(now, "response", &loc, &f.finding);
+            }
+            if self.tracing_content() {
+                let max = self
+                    .policy
+                    .traces
+                    .as_ref()
+                    .map_or(0, |t| t.max_content_bytes);
+                self.trace.output_content =
+                    Some(redacted_messages(&scan.segments, &scan.findings, max));
+            }
+            self.trace.response_action = Some(scan.action);
             match scan.action {
                 Action::Block => {
+                    let mut ev = AuditEvent::new("response_blocked")
+                        .reason(scan.block_kind())
+                        .status(502);
+                    for f in scan
+                        .findings
+                        .iter()
+                        .filter(|f| f.finding.action == Action::Block)
+                    {
+                        ev = ev.finding(f.finding.kind, &f.finding.rule_id);
+                    }
+                    self.trace.block_reason = Some(scan.block_kind().to_string());
+                    self.audit(host, ev);
                     self.replace_response_with_refusal(host, scan.block_kind());
+                    self.trace.filter_us += host.now_micros().saturating_sub(started);
                     return Next::Continue;
                 }
-                Action::Redact => out = scan.rewritten,
+                Action::Redact => {
+                    let mut ev = AuditEvent::new("response_redacted");
+                    for f in scan
+                        .findings
+                        .iter()
+                        .filter(|f| f.finding.action == Action::Redact)
+                    {
+                        ev = ev.finding(f.finding.kind, &f.finding.rule_id);
+                    }
+                    self.audit(host, ev.detail("count", scan.findings.len().to_string()));
+                    out = scan.rewritten;
+                }
                 Action::Flag | Action::Allow => {}
             }
             if scan.action != Action::Allow && self.policy.expose_findings {
@@ -493,6 +608,7 @@ impl RequestFlow {
                 host.set_response_header("content-length", Some(&new_body.len().to_string()));
             }
         }
+        self.trace.filter_us += host.now_micros().saturating_sub(started);
         Next::Continue
     }
 
@@ -527,10 +643,9 @@ impl RequestFlow {
         let started = host.now_micros();
         let clock = || host.now_micros();
         let result = scan_body_timed(&self.policy, self.api, Direction::Request, &body, &clock);
-        host.record(
-            Metric::DetectorTimeUs,
-            host.now_micros().saturating_sub(started),
-        );
+        let spent = host.now_micros().saturating_sub(started);
+        self.trace.filter_us += spent;
+        host.record(Metric::DetectorTimeUs, spent);
         host.count(Metric::BodyBytesScanned, body.len() as u64);
         let mut scan = match result {
             Ok(scan) => scan,
@@ -550,6 +665,7 @@ impl RequestFlow {
                 };
             }
         };
+        self.trace_request_scan(host, &scan);
         if let Some(d) = scan.degraded.iter().find(|d| d.mode == OnTimeout::Block) {
             let message = format!("detector {} {}", d.detector, d.reason);
             self.refuse(host, RefusalReason::Degraded(d.detector), &message);
@@ -561,6 +677,7 @@ impl RequestFlow {
             let value = names.join(",");
             for name in names {
                 host.count(Metric::Degraded(name), 1);
+                self.trace.degraded.push(name.to_string());
             }
             host.set_request_header(DEGRADED_HEADER, Some(&value));
             // Not sensitive, and the client should know the check was partial.
@@ -571,6 +688,12 @@ impl RequestFlow {
         match scan.action {
             Action::Block => {
                 let kind = scan.block_kind();
+                self.block_findings = scan
+                    .findings
+                    .iter()
+                    .filter(|f| f.finding.action == Action::Block)
+                    .map(|f| (f.finding.kind, f.finding.rule_id.clone()))
+                    .collect();
                 let message = if self.policy.expose_findings {
                     format!("request blocked by policy ({header})")
                 } else {
@@ -581,6 +704,19 @@ impl RequestFlow {
             }
             Action::Redact => {
                 self.pseudonyms = std::mem::take(&mut scan.pseudonyms);
+                self.trace.pseudonymized = self.pseudonyms.len();
+                let mut ev = AuditEvent::new("request_redacted");
+                for f in scan
+                    .findings
+                    .iter()
+                    .filter(|f| f.finding.action == Action::Redact)
+                {
+                    ev = ev.finding(f.finding.kind, &f.finding.rule_id);
+                }
+                let ev = ev
+                    .detail("count", scan.findings.len().to_string())
+                    .detail("action", format!("{} pseudonymised", self.pseudonyms.len()));
+                self.audit(host, ev);
             }
             Action::Flag | Action::Allow => {}
         }
@@ -775,6 +911,7 @@ impl RequestFlow {
             .collect();
         if failed == Some(FailureMode::Deny) {
             host.count(Metric::LimitCalls("failed"), 1);
+            self.trace.ratelimit = Some("failed_closed");
             self.refuse(
                 host,
                 RefusalReason::LimiterUnavailable,
@@ -789,6 +926,8 @@ impl RequestFlow {
             for name in &names {
                 host.count(Metric::LimitExceeded((*name).to_string()), 1);
             }
+            self.trace.ratelimit = Some("over_limit");
+            self.trace.limits_exceeded = names.iter().map(|n| (*n).to_string()).collect();
             let mut extra: Vec<(String, String)> = headers
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
@@ -806,6 +945,11 @@ impl RequestFlow {
             for name in &soft {
                 host.count(Metric::LimitSoft(name.clone()), 1);
             }
+            self.trace.budget_soft = soft.clone();
+            self.audit(
+                host,
+                AuditEvent::new("budget_soft").detail("limits", soft.join(",")),
+            );
             self.response_headers
                 .push(("x-tollgate-budget-warning".into(), soft.join(",")));
         }
@@ -813,11 +957,15 @@ impl RequestFlow {
             // Never a silent fail-open: the client and the upstream are told.
             host.count(Metric::Degraded("ratelimit"), 1);
             host.count(Metric::LimitCalls("failed"), 1);
+            self.trace.ratelimit = Some("failed_open");
+            self.trace.degraded.push("ratelimit".into());
+            self.audit(host, AuditEvent::new("ratelimit_failed_open"));
             host.set_request_header(DEGRADED_HEADER, Some("ratelimit"));
             self.response_headers
                 .push((DEGRADED_HEADER.to_string(), "ratelimit".to_string()));
         } else {
             host.count(Metric::LimitCalls("ok"), 1);
+            self.trace.ratelimit = Some("ok");
         }
         self.forward(host, action);
         if paused {
@@ -846,6 +994,9 @@ impl RequestFlow {
         let reserved = check.reserved;
         let model = check.model.clone();
         host.count(Metric::TokensSettled, actual.tokens);
+        if rl.price(&model).is_some() {
+            self.trace.cost_micros = Some(actual.cost_micros);
+        }
         for kind in [LimitKind::Tokens, LimitKind::Cost] {
             let (a, r) = (actual.amount(kind), reserved.amount(kind));
             if a < r {
@@ -900,6 +1051,8 @@ impl RequestFlow {
             Action::Block => return,
         };
         host.count(metric, 1);
+        self.trace.action = Some(action);
+        self.trace.forwarded_us = Some(host.now_micros());
         self.state = State::Forwarded;
     }
 
@@ -927,8 +1080,146 @@ impl RequestFlow {
         reply.headers.extend(extra);
         host.count(Metric::Blocked(reason.tag()), 1);
         host.count(Metric::LocalReply(reply.status), 1);
+        self.trace.status = Some(reply.status);
+        self.trace.block_reason = Some(reason.tag().to_string());
+        let event = match reason {
+            RefusalReason::RateLimited => "limit_exceeded",
+            _ => "request_blocked",
+        };
+        let mut ev = AuditEvent::new(event)
+            .reason(reason.tag())
+            .status(reply.status);
+        for (kind, rule) in std::mem::take(&mut self.block_findings) {
+            ev = ev.finding(kind, &rule);
+        }
+        if !self.trace.limits_exceeded.is_empty() {
+            ev = ev.detail("limits", self.trace.limits_exceeded.join(","));
+        }
+        self.audit(host, ev);
         host.send_reply(&reply);
         self.state = State::Replied;
+    }
+
+    /// `on_log`: the exchange is over (also after a local reply, a reset or
+    /// a client gone mid-stream). Emits its span when traces are configured.
+    pub fn on_log(&mut self, host: &mut dyn Host) {
+        if self.logged {
+            return;
+        }
+        self.logged = true;
+        if self.trace.status.is_none() {
+            self.trace.status = host
+                .property(&["response", "code"])
+                .and_then(|c| c.trim().parse().ok())
+                .filter(|c| *c > 0);
+        }
+        if self.trace.cost_micros.is_none() {
+            if let (Some(rl), Some(i), Some(o)) = (
+                self.policy.rate_limit.as_ref(),
+                self.trace.input_tokens,
+                self.trace.output_tokens,
+            ) {
+                let model = self.trace.model_requested.clone().unwrap_or_default();
+                if let Some(price) = rl.price(&model) {
+                    self.trace.cost_micros = Some(ratelimit::cost_micros(Some(price), i, o));
+                }
+            }
+        }
+        if self.policy.traces.is_some() {
+            let trace = std::mem::take(&mut *self.trace);
+            let now = host.now_micros();
+            host.emit_span(trace.finish(now));
+        }
+    }
+
+    /// The trace's start: ids (joining the caller's trace when it sent a
+    /// W3C `traceparent`), method, path, API and the key's hash prefix.
+    fn start_trace(&mut self, host: &mut dyn Host, path: &str) {
+        let now = host.now_micros();
+        let t = &mut self.trace;
+        t.start_us = now;
+        t.request_id = self.request_id.clone();
+        t.api = Some(self.api);
+        t.method = host.request_header(":method").unwrap_or_default();
+        t.path = path.chars().take(256).collect();
+        let (trace_id, span_id) = telemetry::span_ids(&self.request_id, now);
+        t.span_id = span_id;
+        match host
+            .request_header("traceparent")
+            .and_then(|v| telemetry::parse_traceparent(&v))
+        {
+            Some((tid, parent)) => {
+                t.trace_id = tid;
+                t.parent_span_id = Some(parent);
+            }
+            None => t.trace_id = trace_id,
+        }
+        if self.policy.traces.is_some() || self.policy.audit_log {
+            let header = |name: &str| host.request_header(name);
+            t.key_hash = ratelimit::bearer_key(&header).map(|k| telemetry::key_hash_prefix(&k));
+        }
+    }
+
+    /// The request scan's facts for the trace: model, stream, cap, findings, text.
+    fn trace_request_scan(&mut self, host: &mut dyn Host, scan: &crate::scan::BodyScan) {
+        let now = host.now_micros();
+        self.trace.model_requested = scan.model.as_ref().map(|m| m.chars().take(128).collect());
+        self.trace.stream = scan.stream.is_some();
+        self.trace.max_tokens = scan.max_tokens;
+        if self.policy.traces.is_none() {
+            return;
+        }
+        for f in &scan.findings {
+            let loc = scan
+                .segments
+                .get(f.segment)
+                .map(|s| location(&s.path))
+                .unwrap_or_default();
+            self.trace.finding(now, "request", &loc, &f.finding);
+        }
+        if self.tracing_content() {
+            let max = self
+                .policy
+                .traces
+                .as_ref()
+                .map_or(0, |t| t.max_content_bytes);
+            self.trace.input_content = Some(redacted_messages(&scan.segments, &scan.findings, max));
+        }
+    }
+
+    fn tracing_content(&self) -> bool {
+        self.policy
+            .traces
+            .as_ref()
+            .is_some_and(|t| t.content == Content::Redacted)
+    }
+
+    /// A stream was ended by the filter (a finding, a budget, a bad stream).
+    fn stream_blocked(
+        &mut self,
+        host: &mut dyn Host,
+        kind: &'static str,
+        rules: Vec<(&'static str, String)>,
+    ) {
+        self.trace.response_action = Some(Action::Block);
+        self.trace.block_reason = Some(kind.to_string());
+        let mut ev = AuditEvent::new("stream_ended").reason(kind);
+        for (k, r) in rules {
+            ev = ev.finding(k, &r);
+        }
+        self.audit(host, ev);
+    }
+
+    /// One security decision: counted, logged (`audit.log`), and a span event.
+    fn audit(&mut self, host: &mut dyn Host, ev: AuditEvent) {
+        let now = host.now_micros();
+        host.count(Metric::AuditEvents(ev.event), 1);
+        if self.policy.audit_log {
+            host.audit(&ev.line(Some(&self.trace), now));
+        }
+        if self.policy.traces.is_some() {
+            self.trace.event("tollgate.audit", now, ev.attrs());
+        }
     }
 }
 
@@ -984,3 +1275,5 @@ pub fn is_json_content_type(ct: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trace_tests;

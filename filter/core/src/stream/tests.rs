@@ -281,6 +281,20 @@ fn slow_host(path: &str, body: &[u8]) -> SlowHost {
 
 struct SlowHost(FakeHost, std::cell::Cell<u64>);
 
+impl crate::host::SharedData for SlowHost {
+    fn shared_get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.0.shared_get(key)
+    }
+    fn shared_set(
+        &mut self,
+        key: &str,
+        value: &[u8],
+        cas: u32,
+    ) -> Result<(), crate::host::SharedSetError> {
+        self.0.shared_set(key, value, cas)
+    }
+}
+
 impl Host for SlowHost {
     fn request_header(&self, name: &str) -> Option<String> {
         self.0.request_header(name)
@@ -338,6 +352,15 @@ impl Host for SlowHost {
     }
     fn resume_request(&mut self) {
         self.0.resume_request();
+    }
+    fn emit_span(&mut self, span: crate::telemetry::SpanData) {
+        self.0.emit_span(span)
+    }
+    fn audit(&mut self, line: &str) {
+        self.0.audit(line)
+    }
+    fn property(&self, path: &[&str]) -> Option<String> {
+        self.0.property(path)
     }
 }
 

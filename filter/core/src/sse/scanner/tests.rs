@@ -313,7 +313,8 @@ fn usage_the_client_did_not_ask_for_is_removed() {
         Usage {
             input_tokens: Some(7),
             output_tokens: Some(2),
-            estimated: false
+            estimated: false,
+            cached_tokens: None
         }
     );
     // A client that asked for usage gets it untouched.
@@ -339,7 +340,8 @@ fn usage_the_client_did_not_ask_for_is_removed() {
         Usage {
             input_tokens: None,
             output_tokens: Some(3),
-            estimated: true
+            estimated: true,
+            cached_tokens: None
         }
     );
 }
