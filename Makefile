@@ -103,6 +103,7 @@ bench: setup wasm
 	$(VPY) tests/bench/stream_ab.py
 	$(CARGO) build --release -p tollgate-ratelimit
 	$(VPY) tests/bench/limits_ab.py
+	$(VPY) tests/bench/traces_ab.py
 
 # Arize Phoenix, the OTLP trace store of the e2e tests and the demo, in a venv of its own
 # (853 MB, ~90 s to install here); the harness and tests/demo/stack.py run it through
