@@ -669,6 +669,18 @@ impl Envoy {
     }
 
     /// The admin `/stats/prometheus` text.
+    /// Envoy's plain-text stats whose names match `filter` (a regex).
+    pub fn stats(&self, filter: &str) -> Result<String> {
+        let r = curl(
+            &[&format!(
+                "http://127.0.0.1:{}/stats?filter={filter}",
+                self.admin
+            )],
+            None,
+        )?;
+        Ok(String::from_utf8_lossy(&r.body).into_owned())
+    }
+
     pub fn prometheus(&self) -> Result<String> {
         let r = curl(
             &[&format!("http://127.0.0.1:{}/stats/prometheus", self.admin)],

@@ -132,6 +132,10 @@ const CASES: &[Case] = &[
         "audit_lines_in_envoys_log_name_who_and_which_rule",
         audit_log,
     ),
+    (
+        "anomaly_request_spike_throttled_after_steady_traffic",
+        anomaly_spike,
+    ),
 ];
 
 /// Cases that need no running Envoy.
@@ -2041,6 +2045,12 @@ fn traces_in_phoenix(ctx: &Ctx) -> Result<()> {
         "cost: {a4}"
     );
 
+    let stats = ctx.envoy.prometheus()?;
+    check!(
+        prom_value(&stats, "tollgate_trace_spans_exported{}") >= 4.0,
+        "exported spans: {}",
+        prom_value(&stats, "tollgate_trace_spans_exported{}")
+    );
     // Nothing Phoenix stored re-exposes a value or the key.
     let all = serde_json::to_string(&spans).unwrap_or_default();
     for raw in [TRACE_EMAIL, TRACE_PHONE, "7946 0321", TRACE_AWS, TRACE_KEY] {
@@ -2118,6 +2128,97 @@ fn audit_log(ctx: &Ctx) -> Result<()> {
     check!(
         log.contains("tollgate.audit {") && log.contains("\"event\":\"config_loaded\""),
         "config_loaded audit line missing"
+    );
+    Ok(())
+}
+
+/// Steady traffic for a few 3 s windows raises nothing; a burst is throttled
+/// within its window (429 with Retry-After), counted and audited.
+fn anomaly_spike(ctx: &Ctx) -> Result<()> {
+    let tenant = format!("anom-{}", std::process::id());
+    let tenant_header = format!("x-tenant-id: {tenant}");
+    let send = || -> Result<Response> {
+        post(
+            &ctx.envoy.url_at(10004, "/v1/chat/completions"),
+            &chat("steady question"),
+            &[&tenant_header],
+        )
+    };
+    let window_ms = 3000u128;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    };
+    // Start just after a window boundary, then 4 requests per window.
+    std::thread::sleep(std::time::Duration::from_millis(
+        (window_ms - now_ms() % window_ms + 100) as u64,
+    ));
+    for w in 0..6 {
+        for _ in 0..4 {
+            let r = send()?;
+            check!(
+                r.status == 200,
+                "steady window {w}: {} {}",
+                r.status,
+                r.text()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(
+            (window_ms - now_ms() % window_ms + 100) as u64,
+        ));
+    }
+    let mut passed = 0;
+    let mut throttled = None;
+    for _ in 0..300 {
+        let r = send()?;
+        if r.status == 429 {
+            throttled = Some(r);
+            break;
+        }
+        check_eq!(r.status, 200);
+        passed += 1;
+    }
+    let r = throttled.ok_or("300 requests in a burst and no throttle")?;
+    check!(passed >= 4, "throttled after only {passed} requests");
+    check_eq!(r.json()["error"]["code"], "anomalous_traffic");
+    check!(
+        r.header("retry-after")
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| (1..=3).contains(&v)),
+        "retry-after {:?}",
+        r.header("retry-after")
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = ctx.envoy.log();
+    check!(
+        log.lines()
+            .any(|l| l.contains("\"event\":\"anomaly\"") && l.contains(&tenant)),
+        "no anomaly audit line; the log's last lines:\n{}",
+        ctx.envoy.log_tail()
+    );
+    let stats = ctx.envoy.prometheus()?;
+    let counted = stats.lines().any(|l| {
+        l.starts_with("tollgate_anomalies{")
+            && l.contains(&format!("tenant=\"{tenant}\""))
+            && l.contains("signal=\"requests\"")
+            && l.rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| v >= 1.0)
+    });
+    check!(
+        counted,
+        "tollgate_anomalies{{tenant={tenant},signal=requests}} not counted: {}",
+        ctx.envoy.stats("anomal")?
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    check!(
+        ctx.envoy
+            .log()
+            .lines()
+            .any(|l| l.contains("\"event\":\"anomaly\"") && l.contains(&tenant)),
+        "no anomaly audit line"
     );
     Ok(())
 }

@@ -26,6 +26,8 @@ pub enum RefusalReason {
     Unauthenticated,
     /// A request, token or cost limit is exhausted.
     RateLimited,
+    /// The tenant's traffic is anomalous and the anomaly policy throttles or blocks it.
+    Anomaly,
     /// The rate-limit service failed and its failure mode is `deny`.
     LimiterUnavailable,
 }
@@ -39,6 +41,7 @@ impl RefusalReason {
             RefusalReason::Degraded(_) => 503,
             RefusalReason::Unauthenticated => 401,
             RefusalReason::RateLimited => 429,
+            RefusalReason::Anomaly => 429,
             RefusalReason::LimiterUnavailable => 503,
         }
     }
@@ -52,6 +55,7 @@ impl RefusalReason {
             RefusalReason::Degraded(_) => "detector_unavailable",
             RefusalReason::Unauthenticated => "invalid_api_key",
             RefusalReason::RateLimited => "rate_limit_exceeded",
+            RefusalReason::Anomaly => "anomalous_traffic",
             RefusalReason::LimiterUnavailable => "rate_limiter_unavailable",
         }
     }
@@ -65,6 +69,7 @@ impl RefusalReason {
             RefusalReason::Degraded(_) => "DEGRADED",
             RefusalReason::Unauthenticated => "UNAUTHENTICATED",
             RefusalReason::RateLimited => "RATE_LIMITED",
+            RefusalReason::Anomaly => "ANOMALY",
             RefusalReason::LimiterUnavailable => "LIMITER_UNAVAILABLE",
         }
     }
@@ -73,7 +78,7 @@ impl RefusalReason {
         match self {
             RefusalReason::Degraded(_) | RefusalReason::LimiterUnavailable => "server_error",
             RefusalReason::Unauthenticated => "invalid_request_error",
-            RefusalReason::RateLimited => "requests",
+            RefusalReason::RateLimited | RefusalReason::Anomaly => "requests",
             _ => "invalid_request_error",
         }
     }
@@ -85,7 +90,7 @@ impl RefusalReason {
             RefusalReason::MalformedJson => "invalid_request_error",
             RefusalReason::Degraded(_) | RefusalReason::LimiterUnavailable => "api_error",
             RefusalReason::Unauthenticated => "authentication_error",
-            RefusalReason::RateLimited => "rate_limit_error",
+            RefusalReason::RateLimited | RefusalReason::Anomaly => "rate_limit_error",
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Policy {
     pub traces: Option<crate::telemetry::TracePolicy>,
     /// Audit lines in Envoy's log.
     pub audit_log: bool,
+    /// Per-tenant anomaly detection.
+    pub anomaly: Option<crate::anomaly::AnomalyPolicy>,
 }
 
 /// Compiled [`ResponsesConfig`].
@@ -326,6 +328,14 @@ impl PluginConfig {
                 .map(crate::telemetry::TracePolicy::compile)
                 .transpose()?,
             audit_log: self.audit.log,
+            anomaly: self
+                .anomaly
+                .as_ref()
+                .map(|c| {
+                    crate::anomaly::AnomalyPolicy::from_config(c)
+                        .map_err(|e| ConfigError::at(format!("anomaly.{}", e.field), e.reason))
+                })
+                .transpose()?,
         })
     }
 }

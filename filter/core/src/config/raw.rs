@@ -47,6 +47,10 @@ pub struct PluginConfig {
     /// The audit trail of security decisions in Envoy's log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Per-tenant anomaly detection on request rate, tokens, cost,
+    /// injection rate and error rate.
+    #[serde(default)]
+    pub anomaly: Option<crate::anomaly::AnomalyConfig>,
 }
 
 /// OTLP/HTTP trace export.

@@ -37,6 +37,8 @@ pub const ACTION_HEADER: &str = "x-tollgate-action";
 pub const RESPONSE_FINDINGS_HEADER: &str = "x-tollgate-response-findings";
 /// Set when a detector ran out of its time budget and the request went on without it.
 pub const DEGRADED_HEADER: &str = "x-tollgate-degraded";
+/// The tenant's traffic is anomalous (the signals); the request passed (`action: flag`).
+pub const ANOMALY_HEADER: &str = "x-tollgate-anomaly";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -95,6 +97,11 @@ pub struct RequestFlow {
     logged: bool,
     /// Types and rules of the findings that blocked the request, for the audit line.
     block_findings: Vec<(&'static str, String)>,
+    /// The request had an injection finding (for the anomaly detector).
+    injection_seen: bool,
+    /// What the anomaly detector was told at the request (tokens, cost), so
+    /// the end of the exchange adds only the rest; `None` if not observed.
+    anomaly_observed: Option<(u64, u64)>,
 }
 
 /// The rate-limit check of one request.
@@ -142,6 +149,8 @@ impl RequestFlow {
             trace: Box::default(),
             logged: false,
             block_findings: Vec::new(),
+            injection_seen: false,
+            anomaly_observed: None,
         }
     }
 
@@ -165,6 +174,7 @@ impl RequestFlow {
         host.set_request_header(FINDINGS_HEADER, None);
         host.set_request_header(ACTION_HEADER, None);
         host.set_request_header(DEGRADED_HEADER, None);
+        host.set_request_header(ANOMALY_HEADER, None);
         if self.policy.responses.identity_encoding && !self.policy.detectors.is_empty() {
             // The response must be readable to be scanned or restored.
             host.set_request_header("accept-encoding", Some("identity"));
@@ -774,6 +784,11 @@ impl RequestFlow {
         max_tokens: Option<u64>,
         action: Action,
     ) -> Next {
+        if self.policy.anomaly.is_some()
+            && self.check_anomaly(host, model.as_deref(), text_bytes, max_tokens)
+        {
+            return Next::Pause;
+        }
         let (Some(rl), Some(who)) = (self.policy.rate_limit.clone(), self.identity.clone()) else {
             self.forward(host, action);
             return Next::Continue;
@@ -1125,10 +1140,131 @@ impl RequestFlow {
                 }
             }
         }
+        self.anomaly_end(host);
         if self.policy.traces.is_some() {
             let trace = std::mem::take(&mut *self.trace);
             let now = host.now_micros();
             host.emit_span(trace.finish(now));
+        }
+    }
+
+    /// The tenant the anomaly detector counts (all traffic is one tenant without identity).
+    fn anomaly_tenant(&self) -> String {
+        self.identity
+            .as_ref()
+            .map_or_else(|| "default".to_string(), |i| i.tenant.clone())
+    }
+
+    /// Tell the anomaly detector about this request and act on its verdict;
+    /// `true` when the request was refused.
+    fn check_anomaly(
+        &mut self,
+        host: &mut dyn Host,
+        model: Option<&str>,
+        text_bytes: usize,
+        max_tokens: Option<u64>,
+    ) -> bool {
+        let policy = self.policy.clone();
+        let Some(ap) = policy.anomaly.as_ref() else {
+            return false;
+        };
+        let prompt = (text_bytes as u64).div_ceil(4);
+        let rl = self.policy.rate_limit.as_ref();
+        let output = if text_bytes == 0 {
+            0
+        } else {
+            max_tokens.unwrap_or_else(|| rl.map_or(0, |r| r.default_max_tokens))
+        };
+        let price = rl.and_then(|r| r.price(model.unwrap_or_default()));
+        let cost = ratelimit::cost_micros(price, prompt, output);
+        let obs = crate::anomaly::Observation {
+            requests: 1,
+            tokens: prompt + output,
+            cost_micros: cost,
+            injection: u64::from(self.injection_seen),
+            ..Default::default()
+        };
+        let tenant = self.anomaly_tenant();
+        let now = host.now_micros();
+        let result = crate::anomaly::observe(ap, host, &tenant, now, &obs, true);
+        self.anomaly_observed = Some((prompt + output, cost));
+        if result.untracked {
+            host.count(Metric::AnomalyUntracked, 1);
+        }
+        if result.contention || result.write_failed {
+            host.count(Metric::AnomalyContention, 1);
+        }
+        let Some(verdict) = result.verdict else {
+            return false;
+        };
+        let names: Vec<&'static str> = verdict.signals.iter().map(|a| a.signal.as_str()).collect();
+        for name in &names {
+            host.count(Metric::Anomalies(tenant.clone(), name), 1);
+        }
+        let joined = if names.is_empty() {
+            "blocked".to_string()
+        } else {
+            names.join(",")
+        };
+        self.trace.anomalies = vec![format!("{}:{joined}", verdict.action.as_str())];
+        let detail: Vec<String> = verdict
+            .signals
+            .iter()
+            .map(|a| format!("{}={:.0}>{:.0}", a.signal.as_str(), a.value, a.threshold))
+            .collect();
+        let ev = AuditEvent::new("anomaly")
+            .reason(joined.clone())
+            .detail("action", verdict.action.as_str())
+            .detail("signals", detail.join(","));
+        self.audit(host, ev);
+        if verdict.refuses() {
+            let message = format!("anomalous traffic for this tenant: {joined}");
+            let extra = vec![(
+                "retry-after".to_string(),
+                verdict.retry_after_secs.max(1).to_string(),
+            )];
+            self.refuse_with(host, RefusalReason::Anomaly, &message, extra);
+            return true;
+        }
+        host.set_request_header(ANOMALY_HEADER, Some(&joined));
+        self.expose(ANOMALY_HEADER, &joined);
+        false
+    }
+
+    /// The exchange ended: its response status and the usage beyond what
+    /// the request told the anomaly detector.
+    fn anomaly_end(&mut self, host: &mut dyn Host) {
+        let policy = self.policy.clone();
+        let (Some(ap), Some((tokens0, cost0))) = (policy.anomaly.as_ref(), self.anomaly_observed)
+        else {
+            return;
+        };
+        if self.state == State::Replied {
+            // The filter's own refusal is not the upstream's answer.
+            return;
+        }
+        let tokens = self
+            .trace
+            .input_tokens
+            .zip(self.trace.output_tokens)
+            .map_or(0, |(i, o)| (i + o).saturating_sub(tokens0));
+        let cost = self
+            .trace
+            .cost_micros
+            .map_or(0, |c| c.saturating_sub(cost0));
+        let status = self.trace.status.unwrap_or(0);
+        let obs = crate::anomaly::Observation {
+            responses: 1,
+            errors: u64::from(status > 0 && crate::anomaly::is_error_status(status)),
+            tokens,
+            cost_micros: cost,
+            ..Default::default()
+        };
+        let tenant = self.anomaly_tenant();
+        let now = host.now_micros();
+        let r = crate::anomaly::observe(ap, host, &tenant, now, &obs, false);
+        if r.contention || r.write_failed {
+            host.count(Metric::AnomalyContention, 1);
         }
     }
 
@@ -1166,6 +1302,10 @@ impl RequestFlow {
         self.trace.model_requested = scan.model.as_ref().map(|m| m.chars().take(128).collect());
         self.trace.stream = scan.stream.is_some();
         self.trace.max_tokens = scan.max_tokens;
+        self.injection_seen = scan
+            .findings
+            .iter()
+            .any(|f| f.finding.family == crate::detect::Family::Injection);
         if self.policy.traces.is_none() {
             return;
         }

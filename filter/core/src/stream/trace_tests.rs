@@ -293,3 +293,79 @@ fn without_traces_no_span_but_the_audit_trail_still_runs() {
     assert!(h.audit_lines.is_empty());
     assert_eq!(h.counter("tollgate.audit_events.kind.request_blocked"), 1);
 }
+
+/// `n` requests of tenant acme at `at_us`, each through the flow to `on_log`;
+/// the statuses the clients got (200 when forwarded).
+fn acme_requests(p: &Rc<Policy>, shared: &FakeHost, at_us: u64, n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|i| {
+            let body = r#"{"model":"m","messages":[{"role":"user","content":"hello there"}]}"#;
+            let mut h = request(body);
+            h.request_headers
+                .insert("x-tenant-id".into(), "acme".into());
+            h.shared = shared.shared.clone();
+            h.clock_us = at_us + i as u64;
+            let mut flow = RequestFlow::new(p.clone());
+            let next = send(&mut flow, &mut h);
+            let status = match h.replies.first() {
+                Some(r) => r.status,
+                None => {
+                    assert_eq!(next, Next::Continue);
+                    h.response_headers = vec![(":status".into(), "200".into())];
+                    flow.on_response_headers(&mut h, true);
+                    200
+                }
+            };
+            flow.on_log(&mut h);
+            if status == 429 {
+                let retry = h.replies[0]
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == "retry-after");
+                assert!(retry.is_some_and(|(_, v)| v.parse::<u64>().unwrap_or(0) >= 1));
+                assert!(h
+                    .audit_lines
+                    .iter()
+                    .any(|l| l.contains("\"event\":\"anomaly\"")));
+                assert_eq!(
+                    h.counter("tollgate.anomalies.tenant.acme.signal.requests"),
+                    1
+                );
+            }
+            status
+        })
+        .collect()
+}
+
+#[test]
+fn a_request_spike_is_throttled_within_its_window_and_steady_traffic_is_not() {
+    let p = policy(
+        r#"{"schemaVersion":1,"identity":{"unknown":"reject"},
+        "anomaly":{"window":"10s","warmup":4,"sigma":4,"action":"throttle"}}"#,
+    );
+    // Every request runs on a host of its own sharing one store, as workers do.
+    let shared = FakeHost::default();
+    let window = 10_000_000u64;
+    let t0 = 1_000 * window;
+    for w in 0..12u64 {
+        // 20 requests per window, +-3.
+        let n = 20 + (w % 3) as usize * 3 - 3;
+        let statuses = acme_requests(&p, &shared, t0 + w * window + 1000, n);
+        assert!(
+            statuses.iter().all(|s| *s == 200),
+            "window {w}: {statuses:?}"
+        );
+    }
+    // A spike of 200 in the next window: refused before the window ends,
+    // after about the threshold's worth of requests got through.
+    let statuses = acme_requests(&p, &shared, t0 + 12 * window + 1000, 200);
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert!(statuses.contains(&429), "no throttle: {statuses:?}");
+    assert!(
+        (25..=60).contains(&passed),
+        "{passed} passed before the throttle"
+    );
+    // The next window starts fresh for a tenant back to normal.
+    let statuses = acme_requests(&p, &shared, t0 + 13 * window + 1000, 20);
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
