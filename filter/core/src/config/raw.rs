@@ -146,16 +146,16 @@ fn default_max_content_bytes() -> u32 {
     4096
 }
 fn default_batch_spans() -> u32 {
-    64
+    512
 }
 fn default_batch_bytes() -> u32 {
-    512 * 1024
+    1024 * 1024
 }
 fn default_flush_interval() -> String {
     "1s".into()
 }
 fn default_max_queue_spans() -> u32 {
-    2048
+    4096
 }
 fn default_max_queue_bytes() -> u32 {
     8 * 1024 * 1024

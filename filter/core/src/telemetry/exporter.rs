@@ -197,6 +197,10 @@ impl Exporter {
             Some(s) if (200..300).contains(&s) => {
                 host.count(Metric::TraceBatches("ok"), 1);
                 host.count(Metric::TraceSpansExported, batch.spans as u64);
+                // A full batch waiting goes now, not at the next tick: the
+                // export rate is a batch per round trip, not per tick.
+                self.tick(host);
+                return;
             }
             Some(s) if s != 429 && (400..500).contains(&s) => {
                 // Retrying a request the collector refuses cannot help.
@@ -205,7 +209,7 @@ impl Exporter {
             }
             _ => self.failed(host, batch),
         }
-        // The next batch goes at the next tick.
+        // After a failure the next batch waits for the tick (and the backoff).
     }
 
     fn failed(&mut self, host: &mut dyn ExportHost, batch: Batch) {

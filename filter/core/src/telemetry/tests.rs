@@ -248,6 +248,22 @@ fn exporter_batches_by_count_and_by_time() {
 }
 
 #[test]
+fn a_full_batch_waiting_goes_as_soon_as_the_last_one_is_answered() {
+    let (mut e, mut h) = (exporter(), FakeExport::default());
+    for _ in 0..5 {
+        push(&mut e, &mut h);
+    }
+    e.tick(&mut h);
+    assert_eq!(h.sent.len(), 1);
+    push(&mut e, &mut h);
+    e.on_response(&mut h, 1, Some(200));
+    assert_eq!(h.sent.len(), 2, "three more were queued: sent without a tick");
+    assert_eq!(spans_in(&h.sent[1].1), 3);
+    e.on_response(&mut h, 2, Some(200));
+    assert_eq!(h.sent.len(), 2, "a lone young span waits for its interval");
+}
+
+#[test]
 fn exporter_drops_and_counts_when_full_never_blocks() {
     let (mut e, mut h) = (exporter(), FakeExport::default());
     let kept: Vec<bool> = (0..8).map(|_| push(&mut e, &mut h)).collect();
@@ -400,7 +416,7 @@ fn trace_config_defaults_and_errors() {
     let t = ok.traces.as_ref().unwrap();
     assert_eq!(t.path, "/v1/traces");
     assert_eq!(t.timeout_ms, 2000);
-    assert_eq!(t.exporter.batch_spans, 64);
+    assert_eq!(t.exporter.batch_spans, 512);
     assert_eq!(t.exporter.flush_interval_us, 1_000_000);
     assert_eq!(t.content, Content::None);
     for (bad, field) in [
