@@ -179,3 +179,25 @@ model-ner: pii-data
 
 model-ner-check:
 	cd models/pii/ner && sha256sum -c --quiet SHA256SUMS
+
+# Deployment (issue #8). The Compose Specification's JSON Schema for the compose test, from
+# the pinned docker-compose wheel (tests/deploy/requirements.txt; only its schema file is
+# used, so no dependencies), into target/compose-spec.
+COMPOSE_SPEC := target/compose-spec
+.PHONY: compose-spec compose-up compose-down
+compose-spec: $(COMPOSE_SPEC)/.installed
+$(COMPOSE_SPEC)/.installed: tests/deploy/requirements.txt | venv
+	rm -rf $(COMPOSE_SPEC)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes \
+	  --target $(COMPOSE_SPEC) -r tests/deploy/requirements.txt
+	@touch $@
+e2e: compose-spec
+# envoy/production.yaml reads the PII hash key from Envoy's environment and refuses to
+# start without it: `envoy --mode validate` of it (every_envoy_config_validates) needs one.
+e2e: export TOLLGATE_HASH_KEY ?= validate-only-hash-key-not-a-secret
+
+# The one-machine stack of deploy/compose.yaml (needs Docker with Compose v2).
+compose-up: wasm
+	docker compose -f deploy/compose.yaml up --build
+compose-down:
+	docker compose -f deploy/compose.yaml down

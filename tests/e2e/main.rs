@@ -157,6 +157,26 @@ const STANDALONE: &[Standalone] = &[
         "shipped_ratelimit_config_loads_in_the_service",
         shipped_ratelimit_config,
     ),
+    (
+        "istio_manifests_are_consistent_and_the_wasmplugin_policy_loads",
+        istio_manifests,
+    ),
+    (
+        "istio_ratelimit_configmap_is_envoy_ratelimit_tollgate_yaml",
+        istio_ratelimit_configmap,
+    ),
+    (
+        "production_config_validates_and_needs_its_hash_key_from_the_environment",
+        production_config,
+    ),
+    (
+        "compose_file_is_valid_and_its_configs_validate",
+        compose_file,
+    ),
+    (
+        "deploy_files_carry_no_plaintext_secret",
+        no_plaintext_secrets,
+    ),
 ];
 
 fn main() {
@@ -2221,4 +2241,50 @@ fn anomaly_spike(ctx: &Ctx) -> Result<()> {
         "no anomaly audit line"
     );
     Ok(())
+}
+
+/// A deployment check (`tests/deploy/<script>`, the venv's Python): its report on failure.
+fn deploy_check(script: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(venv_bin("python3"))
+        .arg(root().join("tests/deploy").join(script))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("{script}: {e}"))?;
+    check!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// istio/: every manifest parses with apiVersion/kind; the WasmPlugin (OCI image and digest,
+/// FAIL_CLOSE, hash key from the host environment fed by the Secret) carries a pluginConfig
+/// that validates against the published schema, equals envoy/production.yaml's policy but
+/// for Istio's cluster names, and loads in the real filter as Istio hands it over.
+fn istio_manifests() -> Result<()> {
+    deploy_check("check_istio.py", &["manifests"])
+}
+
+/// The rate-limit ConfigMap is envoy/ratelimit/tollgate.yaml byte for byte, mounted where the service reads it.
+fn istio_ratelimit_configmap() -> Result<()> {
+    deploy_check("check_istio.py", &["ratelimit"])
+}
+
+/// envoy/production.yaml: production shape, validates with a test key, refused without one.
+fn production_config() -> Result<()> {
+    deploy_check("check_production.py", &[])
+}
+
+/// deploy/compose.yaml against the Compose Specification's schema, its files, ports and the
+/// Envoy config it mounts (`envoy --mode validate`).
+fn compose_file() -> Result<()> {
+    deploy_check("check_compose.py", &[])
+}
+
+/// istio/, envoy/production.yaml and deploy/ hold no plaintext secret.
+fn no_plaintext_secrets() -> Result<()> {
+    deploy_check("check_secrets.py", &[])
 }
