@@ -85,6 +85,8 @@ pub struct Policy {
     pub audit_log: bool,
     /// Per-tenant anomaly detection.
     pub anomaly: Option<crate::anomaly::AnomalyPolicy>,
+    /// Hold the request headers until the body is checked (see [`PluginConfig::pause_at_headers`]).
+    pub pause_at_headers: bool,
 }
 
 /// Compiled [`ResponsesConfig`].
@@ -328,6 +330,7 @@ impl PluginConfig {
                 .map(crate::telemetry::TracePolicy::compile)
                 .transpose()?,
             audit_log: self.audit.log,
+            pause_at_headers: self.pause_at_headers,
             anomaly: self
                 .anomaly
                 .as_ref()

@@ -44,6 +44,14 @@ pub struct PluginConfig {
     /// an OpenTelemetry collector) through an Envoy cluster.
     #[serde(default)]
     pub traces: Option<TracesConfig>,
+    /// Hold the request headers until the body is checked (needs Envoy's
+    /// `allow_on_headers_stop_iteration: true`). `false` for hosts that cannot
+    /// set it (Istio's WasmPlugin): the headers go on at once without
+    /// `content-length` (the body may be rewritten), the body is held until
+    /// checked, and a refused request's upstream stream is reset before any
+    /// of its body is sent. Findings headers then reach only the client.
+    #[serde(default = "yes")]
+    pub pause_at_headers: bool,
     /// The audit trail of security decisions in Envoy's log.
     #[serde(default)]
     pub audit: AuditConfig,

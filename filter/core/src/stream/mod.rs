@@ -99,6 +99,10 @@ pub struct RequestFlow {
     block_findings: Vec<(&'static str, String)>,
     /// The request had an injection finding (for the anomaly detector).
     injection_seen: bool,
+    /// The request's (response's) headers went on before the body was
+    /// checked (`pauseAtHeaders: false`): they can no longer be read or changed.
+    req_headers_sent: bool,
+    resp_headers_sent: bool,
     /// What the anomaly detector was told at the request (tokens, cost), so
     /// the end of the exchange adds only the rest; `None` if not observed.
     anomaly_observed: Option<(u64, u64)>,
@@ -150,6 +154,8 @@ impl RequestFlow {
             logged: false,
             block_findings: Vec::new(),
             injection_seen: false,
+            req_headers_sent: false,
+            resp_headers_sent: false,
             anomaly_observed: None,
         }
     }
@@ -224,6 +230,15 @@ impl RequestFlow {
             return Next::Pause;
         }
         self.state = State::Buffering;
+        if !self.policy.pause_at_headers {
+            // The headers go on now (the host cannot hold them and still give
+            // us the body); the body is held in `on_request_body`, so nothing
+            // of it reaches the upstream before it is checked. Its length may
+            // change, so the upstream gets it chunked (HTTP/1.1) or framed (HTTP/2).
+            host.set_request_header("content-length", None);
+            self.req_headers_sent = true;
+            return Next::Continue;
+        }
         Next::Pause
     }
 
@@ -331,6 +346,14 @@ impl RequestFlow {
             return Next::Continue;
         }
         self.response = ResponseState::Buffering;
+        if !self.policy.pause_at_headers {
+            // As for the request: the headers go on, the body is held in
+            // `on_response_body`. A refusal then replaces the body only (the
+            // status has been sent).
+            host.set_response_header("content-length", None);
+            self.resp_headers_sent = true;
+            return Next::Continue;
+        }
         Next::Pause
     }
 
@@ -604,7 +627,7 @@ impl RequestFlow {
             }
             if scan.action != Action::Allow && self.policy.expose_findings {
                 let header = findings_header(scan.findings.iter().map(|f| &f.finding));
-                host.set_response_header(RESPONSE_FINDINGS_HEADER, Some(&header));
+                self.set_resp_header(host, RESPONSE_FINDINGS_HEADER, Some(&header));
             }
         }
         let current = out.as_deref().unwrap_or(&body);
@@ -614,7 +637,7 @@ impl RequestFlow {
         if let Some(new_body) = out {
             host.count(Metric::ResponsesRewritten, 1);
             host.set_response_body(&new_body);
-            if host.response_header("content-length").is_some() {
+            if !self.resp_headers_sent && host.response_header("content-length").is_some() {
                 host.set_response_header("content-length", Some(&new_body.len().to_string()));
             }
         }
@@ -632,10 +655,10 @@ impl RequestFlow {
             &self.request_id,
         );
         host.count(Metric::ResponsesBlocked(kind), 1);
-        host.set_response_header(":status", Some("502"));
-        host.set_response_header("content-type", Some("application/json"));
-        host.set_response_header("content-length", Some(&reply.body.len().to_string()));
-        host.set_response_header(ACTION_HEADER, Some("block"));
+        self.set_resp_header(host, ":status", Some("502"));
+        self.set_resp_header(host, "content-type", Some("application/json"));
+        self.set_resp_header(host, "content-length", Some(&reply.body.len().to_string()));
+        self.set_resp_header(host, ACTION_HEADER, Some("block"));
         host.set_response_body(&reply.body);
     }
 
@@ -666,7 +689,7 @@ impl RequestFlow {
                         Next::Pause
                     }
                     MalformedJson::PassThrough => {
-                        host.set_request_header(FINDINGS_HEADER, Some("MALFORMED_JSON"));
+                        self.set_req_header(host, FINDINGS_HEADER, Some("MALFORMED_JSON"));
                         self.expose(ACTION_HEADER, "flag");
                         self.expose(FINDINGS_HEADER, "MALFORMED_JSON");
                         self.forward(host, Action::Flag);
@@ -689,7 +712,7 @@ impl RequestFlow {
                 host.count(Metric::Degraded(name), 1);
                 self.trace.degraded.push(name.to_string());
             }
-            host.set_request_header(DEGRADED_HEADER, Some(&value));
+            self.set_req_header(host, DEGRADED_HEADER, Some(&value));
             // Not sensitive, and the client should know the check was partial.
             self.response_headers
                 .push((DEGRADED_HEADER.to_string(), value));
@@ -747,13 +770,13 @@ impl RequestFlow {
         }
         if let Some(new_body) = &new_body {
             host.set_request_body(new_body);
-            if host.request_header("content-length").is_some() {
+            if !self.req_headers_sent && host.request_header("content-length").is_some() {
                 host.set_request_header("content-length", Some(&new_body.len().to_string()));
             }
         }
         if scan.action != Action::Allow {
-            host.set_request_header(FINDINGS_HEADER, Some(&header));
-            host.set_request_header(ACTION_HEADER, Some(scan.action.as_str()));
+            self.set_req_header(host, FINDINGS_HEADER, Some(&header));
+            self.set_req_header(host, ACTION_HEADER, Some(scan.action.as_str()));
             self.expose(ACTION_HEADER, scan.action.as_str());
             self.expose(FINDINGS_HEADER, &header);
         }
@@ -975,7 +998,7 @@ impl RequestFlow {
             self.trace.ratelimit = Some("failed_open");
             self.trace.degraded.push("ratelimit".into());
             self.audit(host, AuditEvent::new("ratelimit_failed_open"));
-            host.set_request_header(DEGRADED_HEADER, Some("ratelimit"));
+            self.set_req_header(host, DEGRADED_HEADER, Some("ratelimit"));
             self.response_headers
                 .push((DEGRADED_HEADER.to_string(), "ratelimit".to_string()));
         } else {
@@ -1047,6 +1070,21 @@ impl RequestFlow {
                 }),
                 1,
             );
+        }
+    }
+
+    /// Set a request header, unless the headers already went on (the host
+    /// refuses that, and proxy-wasm's SDK would trap on the refusal).
+    fn set_req_header(&self, host: &mut dyn Host, name: &str, value: Option<&str>) {
+        if !self.req_headers_sent {
+            host.set_request_header(name, value);
+        }
+    }
+
+    /// [`RequestFlow::set_req_header`] for the response.
+    fn set_resp_header(&self, host: &mut dyn Host, name: &str, value: Option<&str>) {
+        if !self.resp_headers_sent {
+            host.set_response_header(name, value);
         }
     }
 
@@ -1226,7 +1264,7 @@ impl RequestFlow {
             self.refuse_with(host, RefusalReason::Anomaly, &message, extra);
             return true;
         }
-        host.set_request_header(ANOMALY_HEADER, Some(&joined));
+        self.set_req_header(host, ANOMALY_HEADER, Some(&joined));
         self.expose(ANOMALY_HEADER, &joined);
         false
     }

@@ -200,16 +200,15 @@ impl Exporter {
                 // A full batch waiting goes now, not at the next tick: the
                 // export rate is a batch per round trip, not per tick.
                 self.tick(host);
-                return;
             }
             Some(s) if s != 429 && (400..500).contains(&s) => {
                 // Retrying a request the collector refuses cannot help.
                 host.count(Metric::TraceBatches("rejected"), 1);
                 host.count(Metric::TraceSpansDropped("rejected"), batch.spans as u64);
             }
+            // After a failure the next batch waits for the tick (and the backoff).
             _ => self.failed(host, batch),
         }
-        // After a failure the next batch waits for the tick (and the backoff).
     }
 
     fn failed(&mut self, host: &mut dyn ExportHost, batch: Batch) {

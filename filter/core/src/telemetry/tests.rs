@@ -257,7 +257,11 @@ fn a_full_batch_waiting_goes_as_soon_as_the_last_one_is_answered() {
     assert_eq!(h.sent.len(), 1);
     push(&mut e, &mut h);
     e.on_response(&mut h, 1, Some(200));
-    assert_eq!(h.sent.len(), 2, "three more were queued: sent without a tick");
+    assert_eq!(
+        h.sent.len(),
+        2,
+        "three more were queued: sent without a tick"
+    );
     assert_eq!(spans_in(&h.sent[1].1), 3);
     e.on_response(&mut h, 2, Some(200));
     assert_eq!(h.sent.len(), 2, "a lone young span waits for its interval");
