@@ -597,6 +597,8 @@ impl Envoy {
             .args(["--concurrency", "1", "--disable-hot-restart", "-l", "info"])
             // The audit test reads the log: flush it often (the default is 10 s).
             .args(["--file-flush-interval-msec", "100"])
+            // The PII listener's hash key reaches the VM through host_env_keys.
+            .env("TOLLGATE_E2E_HASH_KEY", "e2e-only-hash-key-0123456789")
             .arg("--log-path")
             .arg(&log)
             .current_dir(root())

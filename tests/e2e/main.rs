@@ -1734,6 +1734,14 @@ fn envoy_validate(path: &std::path::Path) -> Result<(bool, String)> {
         .args(["--mode", "validate", "-c"])
         .arg(path)
         .args(["-l", "info", "--disable-hot-restart"])
+        // The keys the configs read from Envoy's environment (host_env_keys);
+        // a test value, set unless the caller set one.
+        .env(
+            "TOLLGATE_HASH_KEY",
+            std::env::var("TOLLGATE_HASH_KEY")
+                .unwrap_or_else(|_| "validate-only-hash-key-not-a-secret".into()),
+        )
+        .env("TOLLGATE_E2E_HASH_KEY", "e2e-only-hash-key-0123456789")
         .current_dir(root())
         .output()
         .map_err(|e| format!("envoy: {e}"))?;
@@ -1787,6 +1795,29 @@ fn bad_config_refused() -> Result<()> {
         "log line: {}",
         lines[0]
     );
+    // A plaintext secret in the plugin config: refused, and never printed.
+    let secret = "plaintext-hmac-key-0123456789";
+    let bad = demo.replacen(
+        "\"id\": \"pii\",",
+        &format!("\"id\": \"pii\", \"hashKey\": \"{secret}\","),
+        1,
+    );
+    check!(bad != demo, "demo.yaml no longer has the pii detector");
+    let path = dir.join("bad-config-secret.yaml");
+    std::fs::write(&path, bad).map_err(|e| e.to_string())?;
+    let (ok, log) = envoy_validate(&path)?;
+    check!(!ok, "envoy accepted a plaintext hashKey");
+    check!(
+        log.contains(
+            "configuration rejected: config.detectors[1].hashKey: plaintext secrets are refused"
+        ),
+        "no rejection naming hashKey in: {}",
+        log.lines()
+            .filter(|l| l.contains("tollgate"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    check!(!log.contains(secret), "the secret is in Envoy's log");
     Ok(())
 }
 

@@ -466,6 +466,15 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Put the test HMAC keys in the environment (once, before any test reads it).
+    pub(crate) fn set_test_hash_key() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::env::set_var("TOLLGATE_TEST_HASH_KEY", "0123456789abcdef0123");
+            std::env::set_var("TOLLGATE_TEST_SHORT_KEY", "short");
+        });
+    }
+
     pub(crate) fn default_policy() -> Rc<Policy> {
         match Policy::default_policy() {
             Ok(p) => Rc::new(p),

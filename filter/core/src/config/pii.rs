@@ -48,15 +48,17 @@ pub(super) fn compile_pii(i: usize, c: &PiiConfig) -> Result<PiiDetector, Config
             .collect(),
     };
     let needs_hash = wanted.iter().any(|(_, a)| *a == PiiActionConfig::Hash);
-    let key = match (&c.hash_key, &c.hash_key_env) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::at(
-                at("hashKey"),
-                "set hashKey or hashKeyEnv, not both",
-            ))
-        }
-        (Some(k), None) => Some((k.clone(), "hashKey")),
-        (None, Some(var)) => Some((
+    if c.hash_key.is_some() {
+        // Never a secret in the plugin config (it ends up in Istio resources,
+        // Envoy dumps and logs): the key comes from the VM's environment.
+        return Err(ConfigError::at(
+            at("hashKey"),
+            "plaintext secrets are refused: put the key in the VM's environment \
+             (vm_config.environment_variables, Istio vmConfig.env) and name it with hashKeyEnv",
+        ));
+    }
+    let key = match &c.hash_key_env {
+        Some(var) => Some((
             std::env::var(var).map_err(|_| {
                 ConfigError::at(
                     at("hashKeyEnv"),
@@ -65,7 +67,7 @@ pub(super) fn compile_pii(i: usize, c: &PiiConfig) -> Result<PiiDetector, Config
             })?,
             "hashKeyEnv",
         )),
-        (None, None) => None,
+        None => None,
     };
     let key = match key {
         Some((k, field)) => Some(std::sync::Arc::new(HashKey::new(k.as_bytes()).ok_or_else(
@@ -81,7 +83,7 @@ pub(super) fn compile_pii(i: usize, c: &PiiConfig) -> Result<PiiDetector, Config
     if needs_hash && key.is_none() {
         return Err(ConfigError::at(
             at("hashKey"),
-            "the hash action needs hashKey or hashKeyEnv",
+            "the hash action needs hashKeyEnv (the key, from the VM's environment)",
         ));
     }
     let mut actions = Vec::with_capacity(wanted.len());

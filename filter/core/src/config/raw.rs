@@ -516,11 +516,12 @@ pub struct PiiConfig {
     /// Windows of 128 tokens the NER model looks at per text at most (1 to 16).
     #[serde(default = "four")]
     pub ner_max_windows: usize,
-    /// Secret for `hash` (HMAC-SHA256), at least 16 bytes.
+    /// Refused: a plaintext secret has no place in the plugin config (use `hashKeyEnv`).
     #[serde(default)]
     pub hash_key: Option<String>,
     /// Name of an environment variable of the VM holding the secret for `hash`
-    /// (Envoy `vm_config.environment_variables`), instead of `hashKey`.
+    /// (HMAC-SHA256, at least 16 bytes): Envoy `vm_config.environment_variables`,
+    /// Istio `vmConfig.env` (e.g. `valueFrom: HOST` fed by a Kubernetes Secret).
     #[serde(default)]
     pub hash_key_env: Option<String>,
     /// Channels scanned; empty or absent means all.

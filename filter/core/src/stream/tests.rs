@@ -491,8 +491,9 @@ fn failed_detector_in_block_mode_refuses_with_503() {
 }
 
 fn pii_policy(types: &str) -> Rc<Policy> {
+    crate::config::test_support::set_test_hash_key();
     policy(&format!(
-        r#"{{"schemaVersion":1,"detectors":[{{"type":"pii","id":"pii","ner":false,"hashKey":"0123456789abcdef0123","types":{types}}}]}}"#
+        r#"{{"schemaVersion":1,"detectors":[{{"type":"pii","id":"pii","ner":false,"hashKeyEnv":"TOLLGATE_TEST_HASH_KEY","types":{types}}}]}}"#
     ))
 }
 
@@ -814,11 +815,14 @@ fn pii_config_errors_name_the_field() {
         .starts_with("config.detectors[0].types.EMAIL2: unknown type"));
     assert_eq!(
         err(r#"{"EMAIL":"hash"}"#, ""),
-        "config.detectors[0].hashKey: the hash action needs hashKey or hashKeyEnv"
+        "config.detectors[0].hashKey: the hash action needs hashKeyEnv (the key, from the VM's environment)"
     );
     assert_eq!(
-        err(r#"{"EMAIL":"hash"}"#, r#","hashKey":"short""#),
-        "config.detectors[0].hashKey: must be at least 16 bytes"
+        err(
+            r#"{"EMAIL":"hash"}"#,
+            r#","hashKeyEnv":"TOLLGATE_TEST_SHORT_KEY""#
+        ),
+        "config.detectors[0].hashKeyEnv: must be at least 16 bytes"
     );
     assert!(
         err(r#"{"EMAIL":"erase"}"#, "")
