@@ -74,7 +74,7 @@ up: setup wasm phoenix-venv
 down:
 	@$(if $(wildcard $(VPY)),$(VPY),$(PYTHON)) tests/demo/stack.py down
 
-test: setup wasm wasm-lite fmt-check clippy unit model-check e2e py-test
+test: setup wasm oci-check sbom-check wasm-lite fmt-check clippy unit model-check deny e2e py-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -179,6 +179,45 @@ model-ner: pii-data
 
 model-ner-check:
 	cd models/pii/ner && sha256sum -c --quiet SHA256SUMS
+
+# Release artefacts (issue #8; README, "Release artefacts"): the OCI image Istio's WasmPlugin
+# pulls, the CycloneDX SBOM of the wasm, and cargo-deny. Scripts in tools/release/, stdlib Python.
+.PHONY: oci oci-check sbom sbom-check deny deny-advisories
+TOLLGATE_VERSION = $(shell $(CARGO) pkgid -p tollgate-plugin 2>/dev/null | sed 's/.*[#@]//')
+OCI_DIR  := target/oci/tollgate
+OCI_TAG  ?= $(TOLLGATE_VERSION)
+WASM_DEP := $(WASM_RAW:.wasm=.d)
+SBOM     := target/sbom/tollgate.cdx.json
+
+# target/oci/tollgate/: an OCI image layout (the Wasm image spec's compat variant) holding target/tollgate.wasm.
+oci: wasm
+	$(PYTHON) tools/release/oci_layout.py --wasm $(WASM) --out $(OCI_DIR) --tag $(OCI_TAG)
+
+oci-check: oci
+	$(PYTHON) tools/release/oci_check.py --layout $(OCI_DIR) --wasm $(WASM) --tag $(OCI_TAG)
+
+# target/sbom/tollgate.cdx.json: CycloneDX 1.5, the crates the wasm build compiles and the embedded models.
+sbom: wasm
+	CARGO=$(CARGO) $(PYTHON) tools/release/sbom.py --wasm $(WASM) --dep-info $(WASM_DEP) --out $(SBOM)
+
+sbom-check: sbom
+	CARGO=$(CARGO) $(PYTHON) tools/release/sbom_check.py --sbom $(SBOM) --wasm $(WASM) --dep-info $(WASM_DEP)
+
+# cargo-deny from crates.io, pinned, built once into target/tools (CI's clone caches it there):
+# 8 min here (4.8 CPU-minutes, sharing the 2 cores with other builds).
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY_STAMP   := target/tools/.cargo-deny-$(CARGO_DENY_VERSION)
+$(CARGO_DENY_STAMP):
+	$(CARGO) install --locked --root target/tools cargo-deny@$(CARGO_DENY_VERSION)
+	@touch $@
+
+# Licences, bans, sources (deny.toml); advisories need the RustSec database from GitHub: deny-advisories.
+deny: $(CARGO_DENY_STAMP)
+	PATH="$(CURDIR)/target/tools/bin:$$PATH" $(CARGO) deny --locked check --hide-inclusion-graph licenses bans sources
+	CARGO=$(CARGO) $(PYTHON) tools/release/path_sources.py
+
+deny-advisories: $(CARGO_DENY_STAMP)
+	PATH="$(CURDIR)/target/tools/bin:$$PATH" $(CARGO) deny --locked check advisories
 
 # Deployment (issue #8). The Compose Specification's JSON Schema for the compose test, from
 # the pinned docker-compose wheel (tests/deploy/requirements.txt; only its schema file is
