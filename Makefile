@@ -231,9 +231,6 @@ $(COMPOSE_SPEC)/.installed: tests/deploy/requirements.txt | venv
 	  --target $(COMPOSE_SPEC) -r tests/deploy/requirements.txt
 	@touch $@
 e2e: compose-spec
-# envoy/production.yaml reads the PII hash key from Envoy's environment and refuses to
-# start without it: `envoy --mode validate` of it (every_envoy_config_validates) needs one.
-e2e: export TOLLGATE_HASH_KEY ?= validate-only-hash-key-not-a-secret
 
 # The one-machine stack of deploy/compose.yaml (needs Docker with Compose v2).
 compose-up: wasm
