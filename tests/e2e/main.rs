@@ -1809,7 +1809,7 @@ fn bad_config_refused() -> Result<()> {
     check!(!ok, "envoy accepted a plaintext hashKey");
     check!(
         log.contains(
-            "configuration rejected: config.detectors[1].hashKey: plaintext secrets are refused"
+            "configuration rejected: config.detectors[4].hashKey: plaintext secrets are refused"
         ),
         "no rejection naming hashKey in: {}",
         log.lines()
