@@ -15,5 +15,6 @@ pub mod scan;
 pub mod sse;
 pub mod stream;
 pub mod telemetry;
+pub mod tokens;
 
 pub use config::{PluginConfig, Policy};
