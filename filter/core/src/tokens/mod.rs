@@ -235,6 +235,19 @@ impl Counter {
         }
     }
 
+    /// The tokens so far, for a running budget: those counted, plus the
+    /// held-back tail (a word or so) at 4 bytes a token. Never more than
+    /// [`Counter::finish`] would say by more than that tail's estimate.
+    pub fn tokens(&self) -> u64 {
+        #[cfg(feature = "tokenizer")]
+        if let Some(exact) = &self.exact {
+            let tail = estimate_bytes(exact.pending.len() as u64);
+            let over = extrapolate(exact.tokens, exact.counted, exact.overflow);
+            return exact.tokens.saturating_add(tail).saturating_add(over);
+        }
+        estimate_bytes(self.bytes)
+    }
+
     /// The count of everything pushed.
     pub fn finish(self) -> TokenCount {
         #[cfg(feature = "tokenizer")]

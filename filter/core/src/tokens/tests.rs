@@ -221,6 +221,7 @@ fn claude_and_unknown_models_are_estimated() {
     let mut c = Counter::new("claude-3");
     c.push("Hello, ");
     c.push("Claude! How are you today?");
+    assert_eq!(c.tokens(), 9);
     assert_eq!(c.finish(), count("claude-3", text));
 }
 
@@ -472,7 +473,13 @@ mod exact {
             let pending = c.exact.as_ref().map_or(0, |e| e.pending.len());
             assert!(pending < 16, "{pending}");
         }
-        assert_eq!(c.finish(), count("gpt-4o", &para));
+        let running = c.tokens();
+        let total = c.finish();
+        assert_eq!(total, count("gpt-4o", &para));
+        assert!(
+            running.abs_diff(total.tokens) <= 4,
+            "{running} vs {total:?}"
+        );
     }
 
     #[test]
