@@ -89,6 +89,7 @@ clippy: toolchain
 unit:
 	$(CARGO) test -p tollgate-core -p tollgate-cli -p tollgate-ratelimit
 	$(CARGO) test -p tollgate-core --lib
+	$(CARGO) test -p tollgate-core --lib --no-default-features tokens
 
 e2e: venv phoenix-venv wasm wasm-lite
 	$(CARGO) build -p tollgate-ratelimit

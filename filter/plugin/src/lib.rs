@@ -120,6 +120,16 @@ impl RootContext for GuardRoot {
                         .push(otlp::encode_span_field(&span), now, &mut |_, _| {});
                     self.set_tick_period(EXPORT_TICK);
                 }
+                if policy.rate_limit.is_some() || policy.anomaly.is_some() {
+                    // Prompts are counted for the reservations: build the
+                    // vocabularies now, not on the first request.
+                    for e in [
+                        tollgate_core::tokens::Encoding::O200kBase,
+                        tollgate_core::tokens::Encoding::Cl100kBase,
+                    ] {
+                        tollgate_core::tokens::preload(e);
+                    }
+                }
                 self.policy = Some(Rc::new(policy));
                 true
             }

@@ -270,6 +270,8 @@ pub struct StreamScanner {
     /// `capture_max` bytes in all (`None`: not kept).
     captured: Option<Vec<String>>,
     capture_left: usize,
+    /// Counts the streamed text's tokens for a stream without usage.
+    counter: Option<crate::tokens::Counter>,
 }
 
 impl StreamScanner {
@@ -307,7 +309,14 @@ impl StreamScanner {
             budget: None,
             captured: None,
             capture_left: 0,
+            counter: None,
         }
+    }
+
+    /// Count the output with `model`'s tokenizer when the upstream reports no usage.
+    pub fn with_model(mut self, model: &str) -> Self {
+        self.counter = Some(crate::tokens::Counter::new(model));
+        self
     }
 
     /// Keep up to `max` bytes of the stream's text for
@@ -420,7 +429,14 @@ impl StreamScanner {
             }
         }
         if self.usage.output_tokens.is_none() {
-            self.usage.output_tokens = Some(self.text_bytes.div_ceil(4));
+            // No usage from the upstream: counted with the model's tokenizer
+            // where the build has one (still marked estimated: reasoning
+            // tokens are not in the text), else 4 bytes per token.
+            let tokens = match self.counter.take() {
+                Some(c) => c.finish().tokens,
+                None => self.text_bytes.div_ceil(4),
+            };
+            self.usage.output_tokens = Some(tokens);
             self.usage.estimated = true;
         }
     }
@@ -555,6 +571,9 @@ impl StreamScanner {
             q.spans.push((key, start, k.total));
         }
         self.text_bytes += text.len() as u64;
+        if let Some(c) = self.counter.as_mut() {
+            c.push(text);
+        }
         if let Some(cap) = self.captured.as_mut() {
             while cap.len() <= i && cap.len() <= MAX_KEYS {
                 cap.push(String::new());

@@ -103,6 +103,8 @@ pub struct RequestFlow {
     /// checked (`pauseAtHeaders: false`): they can no longer be read or changed.
     req_headers_sent: bool,
     resp_headers_sent: bool,
+    /// The request's prompt tokens (counted when limits or anomalies need them).
+    prompt_tokens: Option<u64>,
     /// What the anomaly detector was told at the request (tokens, cost), so
     /// the end of the exchange adds only the rest; `None` if not observed.
     anomaly_observed: Option<(u64, u64)>,
@@ -156,6 +158,7 @@ impl RequestFlow {
             injection_seen: false,
             req_headers_sent: false,
             resp_headers_sent: false,
+            prompt_tokens: None,
             anomaly_observed: None,
         }
     }
@@ -322,7 +325,8 @@ impl RequestFlow {
             host.set_response_header("content-length", None);
             let pseudonyms = std::mem::take(&mut self.pseudonyms);
             let mut scanner =
-                StreamScanner::new(api, self.policy.clone(), pseudonyms, self.strip_usage);
+                StreamScanner::new(api, self.policy.clone(), pseudonyms, self.strip_usage)
+                    .with_model(self.trace.model_requested.as_deref().unwrap_or_default());
             if self.tracing_content() {
                 let max = self
                     .policy
@@ -787,6 +791,17 @@ impl RequestFlow {
     /// configured: it reserves what this request may cost, and the request
     /// waits for the answers ([`RequestFlow::on_grpc_response`]).
     fn check_limits(&mut self, host: &mut dyn Host, scan: &crate::scan::BodyScan) -> Next {
+        if self.policy.rate_limit.is_some() || self.policy.anomaly.is_some() {
+            // The prompt counted with the model's tokenizer where the build has
+            // one for it (OpenAI models), else estimated (4 bytes per token).
+            let model = scan.model.as_deref().unwrap_or_default();
+            self.prompt_tokens = Some(
+                scan.segments
+                    .iter()
+                    .map(|s| crate::tokens::count(model, &s.text).tokens)
+                    .sum(),
+            );
+        }
         self.check_limits_for(
             host,
             scan.model.clone(),
@@ -817,7 +832,9 @@ impl RequestFlow {
             return Next::Continue;
         };
         let model = model.unwrap_or_default();
-        let prompt = (text_bytes as u64).div_ceil(4);
+        let prompt = self
+            .prompt_tokens
+            .unwrap_or_else(|| (text_bytes as u64).div_ceil(4));
         let output = if text_bytes == 0 {
             0
         } else {
@@ -1206,7 +1223,9 @@ impl RequestFlow {
         let Some(ap) = policy.anomaly.as_ref() else {
             return false;
         };
-        let prompt = (text_bytes as u64).div_ceil(4);
+        let prompt = self
+            .prompt_tokens
+            .unwrap_or_else(|| (text_bytes as u64).div_ceil(4));
         let rl = self.policy.rate_limit.as_ref();
         let output = if text_bytes == 0 {
             0

@@ -369,3 +369,38 @@ fn a_request_spike_is_throttled_within_its_window_and_steady_traffic_is_not() {
     let statuses = acme_requests(&p, &shared, t0 + 13 * window + 1000, 20);
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
+
+#[test]
+fn a_stream_without_usage_is_counted_with_the_models_tokenizer() {
+    let p = policy(r#"{"schemaVersion":1,"traces":{"cluster":"otel"}}"#);
+    let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let mut h = request(body);
+    let mut flow = RequestFlow::new(p);
+    send(&mut flow, &mut h);
+    h.response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
+    flow.on_response_headers(&mut h, false);
+    let deltas = [
+        "Tokenizers split ",
+        "text into pieces: ",
+        "naïve café, 日本語 ok.",
+    ];
+    let mut stream = String::new();
+    for d in deltas {
+        let v = serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":d},"finish_reason":null}]});
+        stream.push_str(&format!("data: {v}\n\n"));
+    }
+    stream.push_str("data: [DONE]\n\n");
+    h.response_body = stream.clone().into_bytes();
+    flow.on_response_body(&mut h, stream.len(), true);
+    let usage = flow.usage().unwrap_or_default();
+    let want = crate::tokens::count("gpt-4o", &deltas.concat());
+    assert_eq!(usage.output_tokens, Some(want.tokens));
+    assert!(usage.estimated, "no usage came: marked estimated");
+    if cfg!(feature = "tokenizer") {
+        assert!(want.exact);
+        assert_ne!(want.tokens, (deltas.concat().len() as u64).div_ceil(4));
+    }
+}
