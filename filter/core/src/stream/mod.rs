@@ -1196,7 +1196,8 @@ impl RequestFlow {
             }
         }
         self.anomaly_end(host);
-        if self.policy.traces.is_some() {
+        // A stream that never got its request headers (reset at once) has no exchange to report.
+        if self.policy.traces.is_some() && self.state != State::Start {
             let trace = std::mem::take(&mut *self.trace);
             let now = host.now_micros();
             host.emit_span(trace.finish(now));
