@@ -441,6 +441,10 @@ impl Host for ProxyWasmHost {
         let Some(exporter) = self.exporter.clone() else {
             return;
         };
+        if !exporter.borrow().has_room() {
+            count(&self.metrics, Metric::TraceSpansDropped("queue_full"), 1);
+            return;
+        }
         let field = otlp::encode_span_field(&span);
         let metrics = self.metrics.clone();
         exporter

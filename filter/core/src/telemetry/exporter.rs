@@ -89,6 +89,13 @@ impl Exporter {
         self.queue.len()
     }
 
+    /// Whether a span would be queued now (checked before encoding one, so
+    /// a collector that is down costs no encoding of spans that would be dropped).
+    pub fn has_room(&self) -> bool {
+        self.queue.len() < self.settings.max_queue_spans
+            && self.queued_bytes < self.settings.max_queue_bytes
+    }
+
     /// A batch is in flight or waits for its retry.
     pub fn busy(&self) -> bool {
         self.inflight.is_some() || self.retry.is_some()

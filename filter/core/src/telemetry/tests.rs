@@ -272,6 +272,7 @@ fn exporter_drops_and_counts_when_full_never_blocks() {
     let (mut e, mut h) = (exporter(), FakeExport::default());
     let kept: Vec<bool> = (0..8).map(|_| push(&mut e, &mut h)).collect();
     assert_eq!(kept, [true, true, true, true, true, false, false, false]);
+    assert!(!e.has_room(), "full: the plugin skips encoding");
     assert_eq!(
         h.counters["tollgate.trace_spans_dropped.reason.queue_full"],
         3
