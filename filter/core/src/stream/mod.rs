@@ -327,12 +327,7 @@ impl RequestFlow {
             let mut scanner =
                 StreamScanner::new(api, self.policy.clone(), pseudonyms, self.strip_usage)
                     .with_model(self.trace.model_requested.as_deref().unwrap_or_default());
-            if self.tracing_content() {
-                let max = self
-                    .policy
-                    .traces
-                    .as_ref()
-                    .map_or(0, |t| t.max_content_bytes);
+            if let Some(max) = self.content_max() {
                 scanner = scanner.with_capture(max);
             }
             if let Some((tokens, name)) = self.output_allowance() {
@@ -476,7 +471,7 @@ impl RequestFlow {
         if outcome.rewritten {
             self.trace.response_action.get_or_insert(Action::Redact);
         }
-        if self.tracing_content() {
+        if self.content_max().is_some() {
             self.trace.output_content = Some(scanner.captured_messages());
         }
         let usage = scanner.usage();
@@ -579,36 +574,16 @@ impl RequestFlow {
             };
             host.count(Metric::ResponsesScanned, 1);
             let now = host.now_micros();
-            for f in &scan.findings {
-                let loc = scan
-                    .segments
-                    .get(f.segment)
-                    .map(|s| location(&s.path))
-                    .unwrap_or_default();
-                self.trace.finding(now, "response", &loc, &f.finding);
-            }
-            if self.tracing_content() {
-                let max = self
-                    .policy
-                    .traces
-                    .as_ref()
-                    .map_or(0, |t| t.max_content_bytes);
-                self.trace.output_content =
-                    Some(redacted_messages(&scan.segments, &scan.findings, max));
+            if let Some(text) = self.trace_scan(now, "response", &scan) {
+                self.trace.output_content = Some(text);
             }
             self.trace.response_action = Some(scan.action);
             match scan.action {
                 Action::Block => {
-                    let mut ev = AuditEvent::new("response_blocked")
+                    let ev = AuditEvent::new("response_blocked")
                         .reason(scan.block_kind())
-                        .status(502);
-                    for f in scan
-                        .findings
-                        .iter()
-                        .filter(|f| f.finding.action == Action::Block)
-                    {
-                        ev = ev.finding(f.finding.kind, &f.finding.rule_id);
-                    }
+                        .status(502)
+                        .findings(scan.findings.iter().map(|f| &f.finding), Action::Block);
                     self.trace.block_reason = Some(scan.block_kind().to_string());
                     self.audit(host, ev);
                     self.replace_response_with_refusal(host, scan.block_kind());
@@ -616,14 +591,8 @@ impl RequestFlow {
                     return Next::Continue;
                 }
                 Action::Redact => {
-                    let mut ev = AuditEvent::new("response_redacted");
-                    for f in scan
-                        .findings
-                        .iter()
-                        .filter(|f| f.finding.action == Action::Redact)
-                    {
-                        ev = ev.finding(f.finding.kind, &f.finding.rule_id);
-                    }
+                    let ev = AuditEvent::new("response_redacted")
+                        .findings(scan.findings.iter().map(|f| &f.finding), Action::Redact);
                     self.audit(host, ev.detail("count", scan.findings.len().to_string()));
                     out = scan.rewritten;
                 }
@@ -742,15 +711,8 @@ impl RequestFlow {
             Action::Redact => {
                 self.pseudonyms = std::mem::take(&mut scan.pseudonyms);
                 self.trace.pseudonymized = self.pseudonyms.len();
-                let mut ev = AuditEvent::new("request_redacted");
-                for f in scan
-                    .findings
-                    .iter()
-                    .filter(|f| f.finding.action == Action::Redact)
-                {
-                    ev = ev.finding(f.finding.kind, &f.finding.rule_id);
-                }
-                let ev = ev
+                let ev = AuditEvent::new("request_redacted")
+                    .findings(scan.findings.iter().map(|f| &f.finding), Action::Redact)
                     .detail("count", scan.findings.len().to_string())
                     .detail("action", format!("{} pseudonymised", self.pseudonyms.len()));
                 self.audit(host, ev);
@@ -1364,32 +1326,39 @@ impl RequestFlow {
             .findings
             .iter()
             .any(|f| f.finding.family == crate::detect::Family::Injection);
-        if self.policy.traces.is_none() {
-            return;
+        if let Some(text) = self.trace_scan(now, "request", scan) {
+            self.trace.input_content = Some(text);
         }
+    }
+
+    /// A scanned body's findings as span events (when tracing) and its
+    /// redacted text (when the trace keeps texts).
+    fn trace_scan(
+        &mut self,
+        now: u64,
+        direction: &'static str,
+        scan: &crate::scan::BodyScan,
+    ) -> Option<String> {
+        self.policy.traces.as_ref()?;
         for f in &scan.findings {
             let loc = scan
                 .segments
                 .get(f.segment)
                 .map(|s| location(&s.path))
                 .unwrap_or_default();
-            self.trace.finding(now, "request", &loc, &f.finding);
+            self.trace.finding(now, direction, &loc, &f.finding);
         }
-        if self.tracing_content() {
-            let max = self
-                .policy
-                .traces
-                .as_ref()
-                .map_or(0, |t| t.max_content_bytes);
-            self.trace.input_content = Some(redacted_messages(&scan.segments, &scan.findings, max));
-        }
+        let max = self.content_max()?;
+        Some(redacted_messages(&scan.segments, &scan.findings, max))
     }
 
-    fn tracing_content(&self) -> bool {
+    /// The most bytes of each text the trace keeps, when it keeps texts.
+    fn content_max(&self) -> Option<usize> {
         self.policy
             .traces
             .as_ref()
-            .is_some_and(|t| t.content == Content::Redacted)
+            .filter(|t| t.content == Content::Redacted)
+            .map(|t| t.max_content_bytes)
     }
 
     /// A stream was ended by the filter (a finding, a budget, a bad stream).

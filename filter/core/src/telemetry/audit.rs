@@ -61,6 +61,18 @@ impl AuditEvent {
         self
     }
 
+    /// Add the types and rules of the `findings` whose action is `action`.
+    pub fn findings<'a>(
+        mut self,
+        findings: impl IntoIterator<Item = &'a crate::detect::Finding>,
+        action: crate::detect::Action,
+    ) -> Self {
+        for f in findings.into_iter().filter(|f| f.action == action) {
+            self = self.finding(f.kind, &f.rule_id);
+        }
+        self
+    }
+
     /// The JSON line, with the exchange's context (`None` for VM-wide events).
     pub fn line(&self, ctx: Option<&ExchangeTrace>, now_us: u64) -> String {
         let mut m = Map::new();
