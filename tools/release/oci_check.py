@@ -18,22 +18,12 @@ import io
 import json
 import os
 import re
-import sys
 import tarfile
 import zlib
 
-failures = []
-passed = 0
+from checks import Checks
 
-
-def check(ok, what):
-    global passed
-    if ok:
-        passed += 1
-    else:
-        failures.append(what)
-        print(f"FAIL {what}")
-    return ok
+check = Checks("oci-check")
 
 
 def load_json(path, what):
@@ -144,8 +134,7 @@ def main():
     stray = sorted(set(blobs) - referenced)
     check(not stray, f"blobs no descriptor names: {stray}")
 
-    print(f"oci-check: {passed} passed, {len(failures)} failed")
-    sys.exit(1 if failures else 0)
+    check.finish()
 
 
 if __name__ == "__main__":

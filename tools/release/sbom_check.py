@@ -25,20 +25,11 @@ import subprocess
 import sys
 import tomllib
 
+from checks import Checks
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CARGO = os.environ.get("CARGO", "cargo")
-failures = []
-passed = 0
-
-
-def check(ok, what):
-    global passed
-    if ok:
-        passed += 1
-    else:
-        failures.append(what)
-        print(f"FAIL {what}")
-    return ok
+check = Checks("sbom-check")
 
 
 def sha256_file(path):
@@ -156,8 +147,7 @@ def main():
 
     n_target = sum(1 for v in built.values() if v)
     print(f"sbom-check: {len(built)} crates built ({n_target} for {args.target}), {len(models)} model files")
-    print(f"sbom-check: {passed} passed, {len(failures)} failed")
-    sys.exit(1 if failures else 0)
+    check.finish()
 
 
 if __name__ == "__main__":
