@@ -1,6 +1,7 @@
 //! Tollgate core: every piece of the filter's logic, free of proxy-wasm so it
 //! runs and tests natively. The plugin crate is a thin adapter over [`host::Host`].
 
+pub mod access;
 pub mod anomaly;
 pub mod api;
 pub mod config;

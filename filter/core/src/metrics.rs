@@ -62,6 +62,10 @@ pub enum Metric {
     /// shared-data update that lost every compare-and-swap.
     AnomalyUntracked,
     AnomalyContention,
+    /// Decisions recorded but not enforced (shadow mode), by kind.
+    Shadow(&'static str),
+    /// Requests the access profile changed, by what: `max_tokens`, `tools`, `canary`.
+    AccessRewrites(&'static str),
 }
 
 impl Metric {
@@ -109,6 +113,11 @@ impl Metric {
             }
             Metric::AnomalyUntracked => "tollgate.anomaly_untracked".into(),
             Metric::AnomalyContention => "tollgate.anomaly_contention".into(),
+            Metric::Shadow(k) => format!(
+                "tollgate.shadow_decisions.reason.{}",
+                k.to_ascii_lowercase()
+            ),
+            Metric::AccessRewrites(k) => format!("tollgate.access_rewrites.kind.{k}"),
         }
     }
 

@@ -30,6 +30,11 @@ pub enum RefusalReason {
     Anomaly,
     /// The rate-limit service failed and its failure mode is `deny`.
     LimiterUnavailable,
+    /// The caller's profile does not allow this (endpoint, model, tool): the decision's kind.
+    Forbidden(&'static str),
+    /// The request is over a cap of the caller's profile (output tokens,
+    /// prompt size, messages, flooding): the decision's kind.
+    OverCap(&'static str),
 }
 
 impl RefusalReason {
@@ -43,6 +48,8 @@ impl RefusalReason {
             RefusalReason::RateLimited => 429,
             RefusalReason::Anomaly => 429,
             RefusalReason::LimiterUnavailable => 503,
+            RefusalReason::Forbidden(_) => 403,
+            RefusalReason::OverCap(_) => 400,
         }
     }
 
@@ -57,6 +64,8 @@ impl RefusalReason {
             RefusalReason::RateLimited => "rate_limit_exceeded",
             RefusalReason::Anomaly => "anomalous_traffic",
             RefusalReason::LimiterUnavailable => "rate_limiter_unavailable",
+            RefusalReason::Forbidden(_) => "permission_denied",
+            RefusalReason::OverCap(_) => "request_exceeds_policy",
         }
     }
 
@@ -71,6 +80,7 @@ impl RefusalReason {
             RefusalReason::RateLimited => "RATE_LIMITED",
             RefusalReason::Anomaly => "ANOMALY",
             RefusalReason::LimiterUnavailable => "LIMITER_UNAVAILABLE",
+            RefusalReason::Forbidden(kind) | RefusalReason::OverCap(kind) => kind,
         }
     }
 
@@ -85,7 +95,8 @@ impl RefusalReason {
 
     fn anthropic_type(self) -> &'static str {
         match self {
-            RefusalReason::Policy(_) => "permission_error",
+            RefusalReason::Policy(_) | RefusalReason::Forbidden(_) => "permission_error",
+            RefusalReason::OverCap(_) => "invalid_request_error",
             RefusalReason::BodyTooLarge => "request_too_large",
             RefusalReason::MalformedJson => "invalid_request_error",
             RefusalReason::Degraded(_) | RefusalReason::LimiterUnavailable => "api_error",

@@ -71,6 +71,9 @@ pub struct BodyScan {
     /// The request's output cap: `max_tokens`, `max_completion_tokens` or
     /// `max_output_tokens`.
     pub max_tokens: Option<u64>,
+    /// Findings the request's profile puts in shadow mode: recorded with the
+    /// action they would have had, not acted on (not in `findings`).
+    pub shadowed: Vec<BodyFinding>,
 }
 
 /// What a request says about streaming.
@@ -136,13 +139,34 @@ pub fn scan_body_timed(
     body: &[u8],
     clock: &dyn Fn() -> u64,
 ) -> Result<BodyScan, MalformedBody> {
+    scan_body_for(policy, api, dir, body, clock, None)
+}
+
+/// [`scan_body_timed`] under a request's access profile: the detectors it
+/// runs, its action overrides and shadow rules.
+pub fn scan_body_for(
+    policy: &Policy,
+    api: ApiKind,
+    dir: Direction,
+    body: &[u8],
+    clock: &dyn Fn() -> u64,
+    profile: Option<&crate::access::Profile>,
+) -> Result<BodyScan, MalformedBody> {
     let value: Value = serde_json::from_slice(body).map_err(|e| MalformedBody(e.to_string()))?;
-    Ok(scan_parsed(policy, api, dir, value, Some(body), clock))
+    Ok(scan_parsed(
+        policy,
+        api,
+        dir,
+        value,
+        Some(body),
+        clock,
+        profile,
+    ))
 }
 
 /// Scan an already parsed body (a rewrite re-serialises it).
 pub fn scan_value(policy: &Policy, api: ApiKind, dir: Direction, value: Value) -> BodyScan {
-    scan_parsed(policy, api, dir, value, None, &|| 0)
+    scan_parsed(policy, api, dir, value, None, &|| 0, None)
 }
 
 /// [`scan_value`] with a clock (microseconds) for detector time budgets.
@@ -153,7 +177,7 @@ pub fn scan_value_timed(
     value: Value,
     clock: &dyn Fn() -> u64,
 ) -> BodyScan {
-    scan_parsed(policy, api, dir, value, None, clock)
+    scan_parsed(policy, api, dir, value, None, clock, None)
 }
 
 fn scan_parsed(
@@ -163,6 +187,7 @@ fn scan_parsed(
     value: Value,
     raw: Option<&[u8]>,
     clock: &dyn Fn() -> u64,
+    profile: Option<&crate::access::Profile>,
 ) -> BodyScan {
     let scan_unknown = policy.unknown_json == UnknownJson::ScanStrings;
     let segments = api::extract(api, dir, &value, scan_unknown);
@@ -175,6 +200,7 @@ fn scan_parsed(
         .iter()
         .find_map(|k| value.get(*k).and_then(Value::as_u64));
     let mut findings = Vec::new();
+    let mut shadowed = Vec::new();
     let mut text_bytes = 0;
     let mut spent = vec![0u64; policy.detectors.len()];
     let mut degraded: Vec<Degraded> = Vec::new();
@@ -187,9 +213,11 @@ fn scan_parsed(
             if over.get(d_index).copied().unwrap_or(true)
                 || !d.applies_to(seg.channel)
                 || !d.applies_to_direction(dir)
+                || profile.is_some_and(|p| !p.runs(d_index))
             {
                 continue;
             }
+            let first = out.len();
             let started = clock();
             if d.scan_checked(&view, seg.channel, &mut out).is_err()
                 && !degraded.iter().any(|x| x.detector == d.name())
@@ -212,6 +240,21 @@ fn scan_parsed(
                         reason: "ran out of its time budget",
                     });
                 }
+            }
+            if let Some(p) = profile {
+                let id = policy.detector_ids.get(d_index).map_or("", String::as_str);
+                let mut kept = out.split_off(first);
+                kept.retain_mut(|f| {
+                    if p.adjust(id, f) {
+                        shadowed.push(BodyFinding {
+                            segment: i,
+                            finding: f.clone(),
+                        });
+                        return false;
+                    }
+                    f.action != Action::Allow
+                });
+                out.extend(kept);
             }
         }
         out.sort_by_key(|f| (f.start, f.end));
@@ -262,6 +305,7 @@ fn scan_parsed(
         stream,
         model,
         max_tokens,
+        shadowed,
     }
 }
 

@@ -4,9 +4,11 @@
 //! JSON, camelCase, unknown fields rejected. Every error names the field:
 //! `config.detectors[0].phrases[2]: phrase is empty after normalisation`.
 
+mod access;
 mod pii;
 mod raw;
 
+pub use access::*;
 pub use raw::*;
 
 use crate::api::ApiKind;
@@ -87,6 +89,10 @@ pub struct Policy {
     pub anomaly: Option<crate::anomaly::AnomalyPolicy>,
     /// Hold the request headers until the body is checked (see [`PluginConfig::pause_at_headers`]).
     pub pause_at_headers: bool,
+    /// The detectors' ids, in order.
+    pub detector_ids: Vec<String>,
+    /// Per-tenant and per-role profiles.
+    pub access: Option<crate::access::AccessPolicy>,
 }
 
 /// Compiled [`ResponsesConfig`].
@@ -303,7 +309,15 @@ impl PluginConfig {
                 }
             }
         }
+        let detector_ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        let access = self
+            .access
+            .as_ref()
+            .map(|a| crate::access::AccessPolicy::compile(a, &detector_ids))
+            .transpose()?;
         Ok(Policy {
+            detector_ids,
+            access,
             max_body_bytes: self.max_body_bytes as usize,
             malformed_json: self.malformed_json,
             unknown_json: self.unknown_json,
@@ -311,13 +325,16 @@ impl PluginConfig {
             detectors,
             expose_findings: self.expose_findings,
             responses: self.compile_responses()?,
-            identity: match (&self.identity, &self.rate_limit) {
+            identity: match (
+                &self.identity,
+                self.rate_limit.is_some() || self.access.is_some(),
+            ) {
                 (Some(c), _) => Some(crate::ratelimit::IdentityPolicy::compile(c)?),
-                // Limits need a caller: the default sources (x-tenant-id, ...).
-                (None, Some(_)) => Some(crate::ratelimit::IdentityPolicy::compile(
+                // Limits and profiles need a caller: the default sources (x-tenant-id, ...).
+                (None, true) => Some(crate::ratelimit::IdentityPolicy::compile(
                     &IdentityConfig::default(),
                 )?),
-                (None, None) => None,
+                (None, false) => None,
             },
             rate_limit: self
                 .rate_limit

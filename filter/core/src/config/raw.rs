@@ -59,6 +59,10 @@ pub struct PluginConfig {
     /// injection rate and error rate.
     #[serde(default)]
     pub anomaly: Option<crate::anomaly::AnomalyConfig>,
+    /// Per-tenant and per-role policy: endpoints, models, caps, tools,
+    /// detectors, actions, shadow mode, system prompt leakage, flooding.
+    #[serde(default)]
+    pub access: Option<super::AccessConfig>,
 }
 
 /// OTLP/HTTP trace export.
@@ -191,6 +195,10 @@ pub struct IdentityConfig {
     pub team: Vec<IdentitySourceConfig>,
     #[serde(default = "default_agent_sources")]
     pub agent: Vec<IdentitySourceConfig>,
+    /// The caller's role, for `access` profiles (set it from a verified
+    /// source: `jwt_authn` metadata, or a header your auth layer sets).
+    #[serde(default = "default_role_sources")]
+    pub role: Vec<IdentitySourceConfig>,
     /// Bearer keys (`authorization: Bearer ...` or `x-api-key`) by SHA-256,
     /// each naming its tenant, team and agent. Compared in constant time.
     #[serde(default)]
@@ -206,6 +214,7 @@ impl Default for IdentityConfig {
             tenant: default_tenant_sources(),
             team: default_team_sources(),
             agent: default_agent_sources(),
+            role: default_role_sources(),
             api_keys: Vec::new(),
             unknown: UnknownIdentity::default(),
         }
@@ -220,6 +229,9 @@ fn default_team_sources() -> Vec<IdentitySourceConfig> {
 }
 fn default_agent_sources() -> Vec<IdentitySourceConfig> {
     vec![IdentitySourceConfig::Header("x-agent-id".into())]
+}
+fn default_role_sources() -> Vec<IdentitySourceConfig> {
+    vec![IdentitySourceConfig::Header("x-role".into())]
 }
 
 /// One source of an identity value.
@@ -246,6 +258,8 @@ pub struct ApiKeyConfig {
     pub team: Option<String>,
     #[serde(default)]
     pub agent: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// What a request of unknown tenant gets.

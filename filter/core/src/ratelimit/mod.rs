@@ -36,6 +36,8 @@ pub struct Identity {
     pub tenant: String,
     pub team: Option<String>,
     pub agent: Option<String>,
+    /// The caller's role (for `access` profiles).
+    pub role: Option<String>,
 }
 
 /// Where identity values come from (compiled [`IdentityConfig`]).
@@ -44,6 +46,7 @@ pub struct IdentityPolicy {
     pub tenant: Vec<IdentitySourceConfig>,
     pub team: Vec<IdentitySourceConfig>,
     pub agent: Vec<IdentitySourceConfig>,
+    pub role: Vec<IdentitySourceConfig>,
     api_keys: Vec<([u8; 32], Identity)>,
     pub unknown: UnknownIdentity,
 }
@@ -69,6 +72,7 @@ impl IdentityPolicy {
             tenant: c.tenant.clone(),
             team: c.team.clone(),
             agent: c.agent.clone(),
+            role: c.role.clone(),
             api_keys,
             unknown: c.unknown.clone(),
         })
@@ -114,6 +118,7 @@ impl IdentityPolicy {
             tenant,
             team: pick(&self.team),
             agent: pick(&self.agent),
+            role: pick(&self.role),
         })
     }
 }
@@ -123,6 +128,7 @@ fn identity_of(k: &ApiKeyConfig) -> Identity {
         tenant: k.tenant.clone(),
         team: k.team.clone(),
         agent: k.agent.clone(),
+        role: k.role.clone(),
     }
 }
 
@@ -147,6 +153,7 @@ fn parse_sha256(i: usize, k: &ApiKeyConfig) -> Result<[u8; 32], ConfigError> {
         ("tenant", Some(&k.tenant)),
         ("team", k.team.as_ref()),
         ("agent", k.agent.as_ref()),
+        ("role", k.role.as_ref()),
     ] {
         if let Some(v) = v {
             if !valid_value(v) {

@@ -33,6 +33,7 @@ fn descriptors_name_kind_then_dimensions() {
         tenant: "acme".into(),
         team: Some("core".into()),
         agent: Some("bot-1".into()),
+        role: None,
     };
     let d: Vec<_> = rl
         .limits
@@ -136,7 +137,8 @@ fn identity_from_api_key_headers_metadata_or_default() {
         Some(Identity {
             tenant: "acme".into(),
             team: Some("core".into()),
-            agent: Some("bot-1".into())
+            agent: Some("bot-1".into()),
+            role: None,
         })
     );
     // Anthropic's x-api-key too; a wrong key falls back to the other sources.
@@ -155,7 +157,8 @@ fn identity_from_api_key_headers_metadata_or_default() {
         Some(Identity {
             tenant: "globex".into(),
             team: None,
-            agent: Some("a7".into())
+            agent: Some("a7".into()),
+            role: None,
         })
     );
     // Metadata before the header; values must be printable and short.

@@ -6,6 +6,7 @@
 //! forward (maybe rewritten or flagged) or answer locally. After a local reply
 //! the flow never resumes.
 
+use crate::access::{Profile, Violation};
 use crate::api::{ApiKind, Direction};
 use crate::config::{FailureMode, LimitKind};
 use crate::config::{MalformedJson, Policy};
@@ -16,7 +17,7 @@ use crate::metrics::Metric;
 use crate::ratelimit::{self, proto, Charge, Identity, LimitStatus};
 use crate::redact::Pseudonyms;
 use crate::reply::{error_reply, RefusalReason};
-use crate::scan::{findings_header, restore_body, scan_body, scan_body_timed};
+use crate::scan::{findings_header, restore_body, scan_body_for};
 use crate::sse::{StreamApi, StreamScanner, Usage};
 use crate::telemetry::audit::AuditEvent;
 use crate::telemetry::exchange::{location, redacted_messages};
@@ -39,6 +40,10 @@ pub const RESPONSE_FINDINGS_HEADER: &str = "x-tollgate-response-findings";
 pub const DEGRADED_HEADER: &str = "x-tollgate-degraded";
 /// The tenant's traffic is anomalous (the signals); the request passed (`action: flag`).
 pub const ANOMALY_HEADER: &str = "x-tollgate-anomaly";
+/// Decisions the caller's profile only records (shadow mode), as `KIND:action`.
+pub const SHADOW_HEADER: &str = "x-tollgate-shadow";
+/// Longest list of shadow decisions kept per request.
+const MAX_SHADOW: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -108,6 +113,10 @@ pub struct RequestFlow {
     /// What the anomaly detector was told at the request (tokens, cost), so
     /// the end of the exchange adds only the rest; `None` if not observed.
     anomaly_observed: Option<(u64, u64)>,
+    /// The caller's access profile (when `access` is configured).
+    profile: Option<Profile>,
+    /// Decisions recorded in shadow mode (`KIND:action`), for the upstream's header.
+    shadow: Vec<String>,
 }
 
 /// The rate-limit check of one request.
@@ -160,6 +169,8 @@ impl RequestFlow {
             resp_headers_sent: false,
             prompt_tokens: None,
             anomaly_observed: None,
+            profile: None,
+            shadow: Vec::new(),
         }
     }
 
@@ -184,6 +195,7 @@ impl RequestFlow {
         host.set_request_header(ACTION_HEADER, None);
         host.set_request_header(DEGRADED_HEADER, None);
         host.set_request_header(ANOMALY_HEADER, None);
+        host.set_request_header(SHADOW_HEADER, None);
         if self.policy.responses.identity_encoding && !self.policy.detectors.is_empty() {
             // The response must be readable to be scanned or restored.
             host.set_request_header("accept-encoding", Some("identity"));
@@ -204,6 +216,7 @@ impl RequestFlow {
                     self.trace.tenant = Some(id.tenant.clone());
                     self.trace.team = id.team.clone();
                     self.trace.agent = id.agent.clone();
+                    self.trace.role = id.role.clone();
                     self.identity = Some(id);
                 }
                 None => {
@@ -212,6 +225,21 @@ impl RequestFlow {
                         RefusalReason::Unauthenticated,
                         "the caller's tenant is not known",
                     );
+                    return Next::Pause;
+                }
+            }
+        }
+        if let Some(ap) = self.policy.access.as_ref() {
+            let id = self.identity.as_ref();
+            let profile = ap.profile(
+                id.map(|i| i.tenant.as_str()),
+                id.and_then(|i| i.role.as_deref()),
+            );
+            self.trace.profile = Some(profile.name().to_string());
+            let endpoint = profile.check_endpoint(self.api, &path);
+            self.profile = Some(profile);
+            if let Err(v) = endpoint {
+                if self.access_denied(host, v, RefusalReason::Forbidden) {
                     return Next::Pause;
                 }
             }
@@ -565,7 +593,16 @@ impl RequestFlow {
         }
         let mut out: Option<Vec<u8>> = None;
         if self.policy.scans_responses() {
-            let scan = match scan_body(&self.policy, self.api, Direction::Response, &body) {
+            let policy = self.policy.clone();
+            let scan = scan_body_for(
+                &policy,
+                self.api,
+                Direction::Response,
+                &body,
+                &|| 0,
+                self.profile.as_ref(),
+            );
+            let scan = match scan {
                 Ok(scan) => scan,
                 Err(_) => {
                     host.count(Metric::ResponsesUnscanned("malformed"), 1);
@@ -573,6 +610,10 @@ impl RequestFlow {
                 }
             };
             host.count(Metric::ResponsesScanned, 1);
+            for f in &scan.shadowed {
+                let (kind, action) = (f.finding.kind, f.finding.action.as_str());
+                self.record_shadow(host, kind, action, &f.finding.rule_id);
+            }
             let now = host.now_micros();
             if let Some(text) = self.trace_scan(now, "response", &scan) {
                 self.trace.output_content = Some(text);
@@ -648,7 +689,15 @@ impl RequestFlow {
         }
         let started = host.now_micros();
         let clock = || host.now_micros();
-        let result = scan_body_timed(&self.policy, self.api, Direction::Request, &body, &clock);
+        let policy = self.policy.clone();
+        let result = scan_body_for(
+            &policy,
+            self.api,
+            Direction::Request,
+            &body,
+            &clock,
+            self.profile.as_ref(),
+        );
         let spent = host.now_micros().saturating_sub(started);
         self.trace.filter_us += spent;
         host.record(Metric::DetectorTimeUs, spent);
@@ -672,6 +721,14 @@ impl RequestFlow {
             }
         };
         self.trace_request_scan(host, &scan);
+        for f in &scan.shadowed {
+            self.record_shadow(
+                host,
+                f.finding.kind,
+                f.finding.action.as_str(),
+                &f.finding.rule_id,
+            );
+        }
         if let Some(d) = scan.degraded.iter().find(|d| d.mode == OnTimeout::Block) {
             let message = format!("detector {} {}", d.detector, d.reason);
             self.refuse(host, RefusalReason::Degraded(d.detector), &message);
@@ -724,6 +781,11 @@ impl RequestFlow {
         } else {
             None
         };
+        match self.access_request(host, &body, new_body.as_deref(), &mut scan) {
+            Err(()) => return Next::Pause,
+            Ok(Some(b)) => new_body = Some(b),
+            Ok(None) => {}
+        }
         if self.policy.responses.stream_usage
             && matches!(self.api, ApiKind::OpenaiChat | ApiKind::OpenaiCompletions)
             && scan.stream.is_some_and(|s| !s.has_stream_options)
@@ -1083,9 +1145,164 @@ impl RequestFlow {
             Action::Block => return,
         };
         host.count(metric, 1);
+        if !self.shadow.is_empty() {
+            let value = self.shadow.join(",");
+            self.set_req_header(host, SHADOW_HEADER, Some(&value));
+            self.expose(SHADOW_HEADER, &value);
+        }
         self.trace.action = Some(action);
         self.trace.forwarded_us = Some(host.now_micros());
         self.state = State::Forwarded;
+    }
+
+    /// An access decision against the request: enforced (refused; `true`)
+    /// or, when the profile puts it in shadow mode, only recorded.
+    fn access_denied(
+        &mut self,
+        host: &mut dyn Host,
+        v: Violation,
+        reason: fn(&'static str) -> RefusalReason,
+    ) -> bool {
+        if self.profile.as_ref().is_some_and(|p| p.shadowed(&[v.kind])) {
+            let rule = format!("access.{}", v.kind.to_ascii_lowercase());
+            self.record_shadow(host, v.kind, "block", &rule);
+            return false;
+        }
+        self.block_findings
+            .push((v.kind, format!("access.{}", v.kind.to_ascii_lowercase())));
+        self.refuse(host, reason(v.kind), &v.message);
+        true
+    }
+
+    /// A decision made in shadow mode: counted, audited, traced, and named
+    /// to the upstream in `x-tollgate-shadow`; not enforced.
+    fn record_shadow(&mut self, host: &mut dyn Host, kind: &'static str, would: &str, rule: &str) {
+        host.count(Metric::Shadow(kind), 1);
+        let entry = format!("{kind}:{would}");
+        if !self.shadow.contains(&entry) && self.shadow.len() < MAX_SHADOW {
+            self.shadow.push(entry.clone());
+            self.trace.shadow.push(entry);
+        }
+        let profile = self
+            .profile
+            .as_ref()
+            .map_or("default", Profile::name)
+            .to_string();
+        let ev = AuditEvent::new("shadow")
+            .reason(kind)
+            .finding(kind, rule)
+            .detail("action", would.to_string())
+            .detail("profile", profile);
+        self.audit(host, ev);
+    }
+
+    /// The request checks and rewrites of the caller's profile: model,
+    /// output cap, prompt size, messages. `Err` when the request was
+    /// refused; `Ok(Some(body))` when the profile rewrote it (`current`:
+    /// the body as rewritten so far, if it was).
+    fn access_request(
+        &mut self,
+        host: &mut dyn Host,
+        body: &[u8],
+        current: Option<&[u8]>,
+        scan: &mut crate::scan::BodyScan,
+    ) -> Result<Option<Vec<u8>>, ()> {
+        let Some(profile) = self.profile.clone() else {
+            return Ok(None);
+        };
+        if let Err(v) = profile.check_model(scan.model.as_deref()) {
+            if self.access_denied(host, v, RefusalReason::Forbidden) {
+                return Err(());
+            }
+        }
+        let chars: u64 = scan
+            .segments
+            .iter()
+            .map(|s| s.text.chars().count() as u64)
+            .sum();
+        if let Some(max) = profile.max_prompt_chars().filter(|m| chars > *m) {
+            let v = Violation {
+                kind: "PROMPT_TOO_LARGE",
+                message: format!("the prompt has {chars} characters, more than the {max} allowed"),
+            };
+            if self.access_denied(host, v, RefusalReason::OverCap) {
+                return Err(());
+            }
+        }
+        if let Some(max) = profile.max_prompt_tokens() {
+            let model = scan.model.as_deref().unwrap_or_default();
+            let tokens: u64 = scan
+                .segments
+                .iter()
+                .map(|s| crate::tokens::count(model, &s.text).tokens)
+                .sum();
+            self.prompt_tokens = Some(tokens);
+            if tokens > max {
+                let v = Violation {
+                    kind: "PROMPT_TOO_LARGE",
+                    message: format!("the prompt has {tokens} tokens, more than the {max} allowed"),
+                };
+                if self.access_denied(host, v, RefusalReason::OverCap) {
+                    return Err(());
+                }
+            }
+        }
+        let source = current.unwrap_or(body);
+        let mut value: Option<serde_json::Value> = None;
+        let parsed = |value: &mut Option<serde_json::Value>| -> bool {
+            if value.is_none() {
+                *value = serde_json::from_slice(source).ok();
+            }
+            value.is_some()
+        };
+        if let Some(max) = profile.max_messages() {
+            if parsed(&mut value) {
+                let n = value.as_ref().map_or(0, message_count);
+                if n > max {
+                    let v = Violation {
+                        kind: "TOO_MANY_MESSAGES",
+                        message: format!(
+                            "the request has {n} messages, more than the {max} allowed"
+                        ),
+                    };
+                    if self.access_denied(host, v, RefusalReason::OverCap) {
+                        return Err(());
+                    }
+                }
+            }
+        }
+        let mut changed = false;
+        if let Some((cap, mode)) = profile.max_tokens() {
+            let asked = scan.max_tokens;
+            if asked.is_some_and(|a| a > cap) && mode == crate::config::CapMode::Refuse {
+                let v = Violation {
+                    kind: "MAX_TOKENS",
+                    message: format!(
+                        "the request asks for {} output tokens, more than the {cap} allowed",
+                        asked.unwrap_or_default()
+                    ),
+                };
+                if self.access_denied(host, v, RefusalReason::OverCap) {
+                    return Err(());
+                }
+            } else if asked.is_none_or(|a| a > cap) && parsed(&mut value) {
+                let shadow = profile.shadowed(&["MAX_TOKENS"]);
+                if shadow {
+                    self.record_shadow(host, "MAX_TOKENS", "clamp", "access.max_tokens");
+                } else if let Some(v) = value.as_mut() {
+                    if clamp_max_tokens(self.api, v, cap) {
+                        changed = true;
+                        scan.max_tokens = Some(cap);
+                        host.count(Metric::AccessRewrites("max_tokens"), 1);
+                        self.trace.access.push(format!("MAX_TOKENS:clamp:{cap}"));
+                    }
+                }
+            }
+        }
+        if !changed {
+            return Ok(None);
+        }
+        Ok(value.and_then(|v| serde_json::to_vec(&v).ok()))
     }
 
     fn refuse_too_large(&mut self, host: &mut dyn Host) {
@@ -1420,6 +1637,45 @@ fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Messages of a request: `messages` (Chat, Anthropic) or `input` items (Responses).
+fn message_count(v: &serde_json::Value) -> u64 {
+    ["messages", "input"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(serde_json::Value::as_array))
+        .map_or(0, |a| a.len() as u64)
+}
+
+/// Clamp the request's output cap to `cap`, or set one where it has none;
+/// `true` when the body changed. Chat gets `max_completion_tokens`,
+/// Responses `max_output_tokens`, Completions and Anthropic `max_tokens`.
+fn clamp_max_tokens(api: ApiKind, v: &mut serde_json::Value, cap: u64) -> bool {
+    let Some(obj) = v.as_object_mut() else {
+        return false;
+    };
+    let mut changed = false;
+    let mut present = false;
+    for key in ["max_tokens", "max_completion_tokens", "max_output_tokens"] {
+        if let Some(n) = obj.get(key).and_then(serde_json::Value::as_u64) {
+            present = true;
+            if n > cap {
+                obj.insert(key.to_string(), cap.into());
+                changed = true;
+            }
+        }
+    }
+    if !present {
+        let key = match api {
+            ApiKind::OpenaiChat => "max_completion_tokens",
+            ApiKind::OpenaiResponses => "max_output_tokens",
+            ApiKind::OpenaiCompletions | ApiKind::AnthropicMessages => "max_tokens",
+            ApiKind::OpenaiEmbeddings | ApiKind::UnknownJson => return false,
+        };
+        obj.insert(key.to_string(), cap.into());
+        changed = true;
+    }
+    changed
+}
+
 /// `text/event-stream`, any parameters.
 pub fn is_event_stream(ct: &str) -> bool {
     ct.split(';')
@@ -1440,6 +1696,8 @@ pub fn is_json_content_type(ct: &str) -> bool {
     mime == "application/json" || mime == "text/json" || mime.ends_with("+json")
 }
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -50,6 +50,13 @@ pub struct ExchangeTrace {
     pub budget_soft: Vec<String>,
     pub limits_exceeded: Vec<String>,
     pub anomalies: Vec<String>,
+    /// The access profile the request ran under (`tenant:acme/role:analyst`).
+    pub profile: Option<String>,
+    pub role: Option<String>,
+    /// Decisions recorded in shadow mode, as `KIND:action`.
+    pub shadow: Vec<String>,
+    /// Access decisions that changed the request (`MAX_TOKENS:clamp`, `TOOLS:drop`, `CANARY:added`).
+    pub access: Vec<String>,
     pub pseudonymized: usize,
     pub findings: usize,
     pub events: Vec<SpanEvent>,
@@ -190,6 +197,10 @@ impl ExchangeTrace {
         push_list(&mut a, "tollgate.budget.soft", &self.budget_soft);
         push_list(&mut a, "tollgate.ratelimit.exceeded", &self.limits_exceeded);
         push_list(&mut a, "tollgate.anomaly", &self.anomalies);
+        push_opt(&mut a, "tollgate.profile", self.profile.clone());
+        push_opt(&mut a, "tollgate.role", self.role.clone());
+        push_list(&mut a, "tollgate.shadow", &self.shadow);
+        push_list(&mut a, "tollgate.access", &self.access);
         if self.dropped_events > 0 {
             a.push(("tollgate.events.dropped", self.dropped_events.into()));
         }
