@@ -9,6 +9,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo::rerun-if-changed=build.rs");
     #[cfg(feature = "tokenizer")]
     vocab::write_all()?;
+    model_sums()?;
+    Ok(())
+}
+
+/// The sha256 of each model file `include_bytes!` embeds, as
+/// `TOLLGATE_SHA256_<NAME>` for `build::artifacts` (the supply-chain record
+/// of what this module carries; `make model-check` checks the same files
+/// against the models' SHA256SUMS).
+fn model_sums() -> Result<(), Box<dyn std::error::Error>> {
+    use sha2::{Digest, Sha256};
+    for (name, path) in [
+        ("NGRAM", "../../models/injection/ngram.tgng"),
+        ("TINY_ONNX", "../../models/injection/tiny/model.onnx"),
+        (
+            "TINY_TOKENIZER",
+            "../../models/injection/tiny/tokenizer.json",
+        ),
+        ("TINY_COMBINE", "../../models/injection/tiny/combine.json"),
+        ("NER_ONNX", "../../models/pii/ner/model.onnx"),
+        ("NER_TOKENIZER", "../../models/pii/ner/tokenizer.json"),
+        ("NER_LABELS", "../../models/pii/ner/labels.json"),
+    ] {
+        println!("cargo::rerun-if-changed={path}");
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let hex: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        println!("cargo::rustc-env=TOLLGATE_SHA256_{name}={hex}");
+    }
     Ok(())
 }
 

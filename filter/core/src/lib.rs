@@ -4,6 +4,7 @@
 pub mod access;
 pub mod anomaly;
 pub mod api;
+pub mod build;
 pub mod config;
 pub mod detect;
 pub mod eval;

@@ -62,6 +62,9 @@ pub enum Metric {
     /// shared-data update that lost every compare-and-swap.
     AnomalyUntracked,
     AnomalyContention,
+    /// One per VM that loaded this build: an artifact and its sha256
+    /// (`module` when `moduleSha256` is set, and each embedded model file).
+    Build(String, String),
     /// Decisions recorded but not enforced (shadow mode), by kind.
     Shadow(&'static str),
     /// Requests the access profile changed, by what: `max_tokens`, `tools`, `canary`.
@@ -113,6 +116,7 @@ impl Metric {
             }
             Metric::AnomalyUntracked => "tollgate.anomaly_untracked".into(),
             Metric::AnomalyContention => "tollgate.anomaly_contention".into(),
+            Metric::Build(name, sha) => crate::build::metric_name(name, sha),
             Metric::Shadow(k) => format!(
                 "tollgate.shadow_decisions.reason.{}",
                 k.to_ascii_lowercase()

@@ -96,8 +96,15 @@ impl RootContext for GuardRoot {
                     "tollgate: configuration loaded ({} detectors) in {ms} ms",
                     policy.detectors.len()
                 );
+                let artifacts = tollgate_core::build::summary(policy.module_sha256.as_deref());
+                let listed: Vec<String> =
+                    artifacts.iter().map(|(n, s)| format!("{n}={s}")).collect();
+                for (name, sha) in &artifacts {
+                    count(&self.metrics, Metric::Build(name.clone(), sha.clone()), 1);
+                }
                 let ev = AuditEvent::new("config_loaded")
-                    .detail("detectors", policy.detectors.len().to_string());
+                    .detail("detectors", policy.detectors.len().to_string())
+                    .detail("artifacts", listed.join(","));
                 if policy.audit_log {
                     log::info!("{}", ev.line(None, now));
                 }
@@ -110,7 +117,7 @@ impl RootContext for GuardRoot {
                             path: t.path.clone(),
                             timeout_ms: t.timeout_ms,
                         },
-                        otlp::Envelope::new(&t.service_name, &t.project),
+                        otlp::Envelope::with_artifacts(&t.service_name, &t.project, &artifacts),
                     )))
                 });
                 if let Some(exporter) = &self.exporter {

@@ -70,12 +70,15 @@ pub struct Flooding {
     pub output_loops: bool,
 }
 
+/// Levels by role name.
+type Roles = BTreeMap<String, Arc<Level>>;
+
 /// The compiled `access` block.
 #[derive(Debug)]
 pub struct AccessPolicy {
     default: Arc<Level>,
-    roles: BTreeMap<String, Arc<Level>>,
-    tenants: BTreeMap<String, (Arc<Level>, BTreeMap<String, Arc<Level>>)>,
+    roles: Roles,
+    tenants: BTreeMap<String, (Arc<Level>, Roles)>,
 }
 
 /// The profile one request runs under: its levels, most general first.
@@ -377,7 +380,7 @@ fn compile_roles(
     at: &str,
     prefix: &str,
     detector_ids: &[String],
-) -> Result<BTreeMap<String, Arc<Level>>, ConfigError> {
+) -> Result<Roles, ConfigError> {
     if roles.len() > MAX_ROLES {
         return Err(ConfigError::at(at, format!("at most {MAX_ROLES} roles")));
     }

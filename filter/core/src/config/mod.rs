@@ -93,6 +93,8 @@ pub struct Policy {
     pub detector_ids: Vec<String>,
     /// Per-tenant and per-role profiles.
     pub access: Option<crate::access::AccessPolicy>,
+    /// The module's sha256 as the deployment pinned it.
+    pub module_sha256: Option<String>,
 }
 
 /// Compiled [`ResponsesConfig`].
@@ -315,7 +317,18 @@ impl PluginConfig {
             .as_ref()
             .map(|a| crate::access::AccessPolicy::compile(a, &detector_ids))
             .transpose()?;
+        let module_sha256 = match &self.module_sha256 {
+            None => None,
+            Some(h) => {
+                let h = h.trim().to_ascii_lowercase();
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ConfigError::at("moduleSha256", "must be 64 hex digits"));
+                }
+                Some(h)
+            }
+        };
         Ok(Policy {
+            module_sha256,
             detector_ids,
             access,
             max_body_bytes: self.max_body_bytes as usize,

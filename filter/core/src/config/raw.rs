@@ -63,6 +63,12 @@ pub struct PluginConfig {
     /// detectors, actions, shadow mode, system prompt leakage, flooding.
     #[serde(default)]
     pub access: Option<super::AccessConfig>,
+    /// The sha256 (64 hex digits) of this module as the deployment pinned it
+    /// (Istio WasmPlugin `sha256`, Envoy `vm_config.code.remote.sha256`):
+    /// reported in traces, the audit trail and metrics next to the sha256 of
+    /// every embedded model.
+    #[serde(default)]
+    pub module_sha256: Option<String>,
 }
 
 /// OTLP/HTTP trace export.

@@ -32,7 +32,7 @@ fn minimal_config_uses_defaults() {
 fn unknown_field_is_named() {
     assert_eq!(
         err(r#"{"schemaVersion":1,"maxBodyByte":5}"#),
-        "config.maxBodyByte: unknown field `maxBodyByte`, expected one of `schemaVersion`, `maxBodyBytes`, `malformedJson`, `unknownJson`, `routes`, `detectors`, `exposeFindings`, `responses`, `identity`, `rateLimit`, `traces`, `pauseAtHeaders`, `audit`, `anomaly`, `access` at line 1 column 32"
+        "config.maxBodyByte: unknown field `maxBodyByte`, expected one of `schemaVersion`, `maxBodyBytes`, `malformedJson`, `unknownJson`, `routes`, `detectors`, `exposeFindings`, `responses`, `identity`, `rateLimit`, `traces`, `pauseAtHeaders`, `audit`, `anomaly`, `access`, `moduleSha256` at line 1 column 32"
     );
 }
 

@@ -1527,6 +1527,9 @@ impl RequestFlow {
             }
             None => t.trace_id = trace_id,
         }
+        if self.policy.traces.is_some() {
+            t.module_sha256 = self.policy.module_sha256.clone();
+        }
         if self.policy.traces.is_some() || self.policy.audit_log {
             let header = |name: &str| host.request_header(name);
             t.key_hash = ratelimit::bearer_key(&header).map(|k| telemetry::key_hash_prefix(&k));

@@ -50,6 +50,8 @@ pub struct ExchangeTrace {
     pub budget_soft: Vec<String>,
     pub limits_exceeded: Vec<String>,
     pub anomalies: Vec<String>,
+    /// The module's sha256 as deployed (`moduleSha256`).
+    pub module_sha256: Option<String>,
     /// The access profile the request ran under (`tenant:acme/role:analyst`).
     pub profile: Option<String>,
     pub role: Option<String>,
@@ -198,6 +200,7 @@ impl ExchangeTrace {
         push_list(&mut a, "tollgate.ratelimit.exceeded", &self.limits_exceeded);
         push_list(&mut a, "tollgate.anomaly", &self.anomalies);
         push_opt(&mut a, "tollgate.profile", self.profile.clone());
+        push_opt(&mut a, "tollgate.module.sha256", self.module_sha256.clone());
         push_opt(&mut a, "tollgate.role", self.role.clone());
         push_list(&mut a, "tollgate.shadow", &self.shadow);
         push_list(&mut a, "tollgate.access", &self.access);

@@ -114,10 +114,24 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn new(service_name: &str, project: &str) -> Envelope {
+        Envelope::with_artifacts(service_name, project, &[])
+    }
+
+    /// [`Envelope::new`] with the build's artifacts as resource attributes
+    /// `tollgate.<name>.sha256` (see [`crate::build::summary`]).
+    pub fn with_artifacts(
+        service_name: &str,
+        project: &str,
+        artifacts: &[(String, String)],
+    ) -> Envelope {
         let mut res = Vec::new();
         put_key_value(&mut res, 1, "service.name", &service_name.into());
         put_key_value(&mut res, 1, "openinference.project.name", &project.into());
         put_key_value(&mut res, 1, "telemetry.sdk.name", &"tollgate".into());
+        for (name, sha) in artifacts {
+            let key = format!("tollgate.{name}.sha256");
+            put_key_value(&mut res, 1, &key, &sha.as_str().into());
+        }
         let mut resource = Vec::new();
         put_bytes(&mut resource, 1, &res);
         let mut sc = Vec::new();
