@@ -385,11 +385,11 @@ fn openai_embeddings_request() {
         triples(&segs),
         vec![
             (
-                User,
+                Document,
                 Text,
                 "The food was delicious and the waiter was friendly."
             ),
-            (User, Text, "Contact me at jane@example.com"),
+            (Document, Text, "Contact me at jane@example.com"),
         ]
     );
     assert_eq!(segs[1].path, vec![key("input"), idx(2)]);
@@ -401,7 +401,7 @@ fn openai_embeddings_request() {
         &single,
         false,
     );
-    assert_eq!(triples(&segs), vec![(User, Text, "one string")]);
+    assert_eq!(triples(&segs), vec![(Document, Text, "one string")]);
     let tokens = json!({"input": [1, 2, 3], "model": "text-embedding-3-small"});
     assert!(
         extract_checked(ApiKind::OpenaiEmbeddings, Direction::Request, &tokens, true).is_empty()

@@ -534,8 +534,11 @@ fn completions_response(w: &mut Walker, obj: &Map<String, Value>) {
     });
 }
 
+/// Embeddings inputs are documents on their way into a vector store (OWASP
+/// LLM08): scanned on the `document` channel, whose injection thresholds
+/// are those of retrieved text.
 fn embeddings_request(w: &mut Walker, obj: &Map<String, Value>) {
-    w.field(obj, "input", |w, v| strings(w, v, Channel::User));
+    w.field(obj, "input", |w, v| strings(w, v, Channel::Document));
 }
 
 // ---- Anthropic Messages ----
