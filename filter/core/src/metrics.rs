@@ -65,6 +65,9 @@ pub enum Metric {
     /// One per VM that loaded this build: an artifact and its sha256
     /// (`module` when `moduleSha256` is set, and each embedded model file).
     Build(String, String),
+    /// Requests to fine-tuning and file-upload endpoints (OWASP LLM04: what
+    /// goes into training is recorded; the filter cannot judge a dataset).
+    TrainingUploads,
     /// Decisions recorded but not enforced (shadow mode), by kind.
     Shadow(&'static str),
     /// Requests the access profile changed, by what: `max_tokens`, `tools`, `canary`.
@@ -117,6 +120,7 @@ impl Metric {
             Metric::AnomalyUntracked => "tollgate.anomaly_untracked".into(),
             Metric::AnomalyContention => "tollgate.anomaly_contention".into(),
             Metric::Build(name, sha) => crate::build::metric_name(name, sha),
+            Metric::TrainingUploads => "tollgate.training_uploads".into(),
             Metric::Shadow(k) => format!(
                 "tollgate.shadow_decisions.reason.{}",
                 k.to_ascii_lowercase()

@@ -319,3 +319,20 @@ fn config_errors_name_the_field() {
     assert!(bad(r#"{"default":{"modelz":[]}}"#).contains("unknown field"));
     assert_eq!(bad(r#"{"tenants":{"a":{"models":["gpt-*"]}}}"#), "ok");
 }
+
+#[test]
+fn uploads_to_fine_tuning_are_recorded() {
+    let body = serde_json::json!({"model":"gpt-4o-mini","training_file":"file-abc"});
+    let mut h = req("/v1/fine_tuning/jobs", "other", None, &body);
+    let flow = send(&mut h);
+    assert!(h.replies.is_empty());
+    assert_eq!(h.counter("tollgate.training_uploads"), 1);
+    assert!(h
+        .audit_lines
+        .iter()
+        .any(|l| l.contains("\"event\":\"training_upload\"")));
+    assert!(flow.trace().access.contains(&"TRAINING_UPLOAD".to_string()));
+    let mut h = req("/v1/chat/completions", "other", None, &chat("gpt-4o", "hi"));
+    send(&mut h);
+    assert_eq!(h.counter("tollgate.training_uploads"), 0);
+}

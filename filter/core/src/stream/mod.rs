@@ -229,6 +229,22 @@ impl RequestFlow {
                 }
             }
         }
+        if is_training_path(&path) {
+            // Data on its way into a model's training (OWASP LLM04): recorded.
+            host.count(Metric::TrainingUploads, 1);
+            self.trace.access.push("TRAINING_UPLOAD".into());
+            let shown: String = path
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(128)
+                .collect();
+            self.audit(
+                host,
+                AuditEvent::new("training_upload").detail("path", shown),
+            );
+        }
         if let Some(ap) = self.policy.access.as_ref() {
             let id = self.identity.as_ref();
             let profile = ap.profile(
@@ -1638,6 +1654,16 @@ fn with_stream_usage(body: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(b",\"stream_options\":{\"include_usage\":true}");
     out.extend_from_slice(tail);
     Some(out)
+}
+
+/// Fine-tuning jobs and file uploads (OpenAI `/v1/fine_tuning/...`,
+/// `/v1/files`; any prefix before `/v1/`).
+fn is_training_path(path: &str) -> bool {
+    let p = path.split(['?', '#']).next().unwrap_or(path);
+    p.contains("/v1/fine_tuning/")
+        || p.ends_with("/v1/fine_tuning")
+        || p.ends_with("/v1/files")
+        || p.contains("/v1/uploads")
 }
 
 /// Messages of a request: `messages` (Chat, Anthropic) or `input` items (Responses).
