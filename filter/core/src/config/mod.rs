@@ -4,8 +4,11 @@
 //! JSON, camelCase, unknown fields rejected. Every error names the field:
 //! `config.detectors[0].phrases[2]: phrase is empty after normalisation`.
 
+mod output;
 mod pii;
 mod raw;
+
+pub use output::OutputConfig;
 
 pub use raw::*;
 
@@ -252,6 +255,7 @@ impl PluginConfig {
                 DetectorConfig::DenyList(c) => &c.id,
                 DetectorConfig::Injection(c) => &c.id,
                 DetectorConfig::Pii(c) => &c.id,
+                DetectorConfig::Output(c) => &c.id,
             };
             if id.is_empty()
                 || !id
@@ -276,6 +280,9 @@ impl PluginConfig {
                 }
                 DetectorConfig::Pii(c) => {
                     detectors.push(Box::new(pii::compile_pii(i, c)?));
+                }
+                DetectorConfig::Output(c) => {
+                    detectors.push(Box::new(output::compile_output(i, c)?));
                 }
                 DetectorConfig::DenyList(c) => {
                     let at = |field: &str| format!("detectors[{i}].{field}");
