@@ -997,6 +997,37 @@ fn parse_tag(t: &str, lt: usize) -> Option<Tag> {
     }
 }
 
+/// Where the markup that starts at `lt` (a `<`) ends, for the streamed
+/// hold-back window: `None` while it may still be completing (a tag without
+/// its `>`, or a `<script>`, `<style>`, `<iframe>`, ... without its end tag);
+/// `Some(lt + 1)` for a `<` that starts no tag.
+pub fn markup_end(t: &str, lt: usize) -> Option<usize> {
+    let b = t.as_bytes();
+    let letter = |i: usize| b.get(i).is_some_and(u8::is_ascii_alphabetic);
+    match b.get(lt + 1) {
+        None => None,
+        Some(b'/') if lt + 2 >= b.len() => None,
+        Some(b'/') if letter(lt + 2) => find_byte(b, lt + 2, b'>').map(|g| g + 1),
+        Some(b'!') => match t.get(lt..) {
+            Some(r) if "<!--".starts_with(r) => None,
+            Some(r) if r.starts_with("<!--") => r
+                .get(4..)
+                .and_then(|x| x.find("-->"))
+                .map(|e| lt + 4 + e + 3),
+            _ => find_byte(b, lt + 2, b'>').map(|g| g + 1),
+        },
+        Some(_) if letter(lt + 1) => {
+            let tag = parse_tag(t, lt)?;
+            if WHOLE_ELEMENTS.contains(&tag.name.as_str()) {
+                end_tag(t, tag.end, &tag.name)
+            } else {
+                Some(tag.end)
+            }
+        }
+        Some(_) => Some(lt + 1),
+    }
+}
+
 /// The URL ranges of an attribute value (each candidate of a `srcset`).
 fn attr_urls(t: &str, a: &Attr) -> Vec<(usize, usize)> {
     let (s, e) = a.value;
