@@ -72,3 +72,33 @@ pub(super) fn compile_output(i: usize, c: &OutputConfig) -> Result<OutputDetecto
     OutputDetector::new(&c.id, allow, opts, c.channels.clone())
         .map_err(|e| ConfigError::at(at("type"), format!("built-in patterns: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Policy;
+
+    fn err(json: &str) -> String {
+        match Policy::from_json(json.as_bytes()) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = err(
+            r#"{"schemaVersion":1,"detectors":[{"type":"output","id":"o","allowHosts":["ok.com","a.*.com"]}]}"#,
+        );
+        assert!(e.starts_with("config.detectors[0].allowHosts[1]: "), "{e}");
+        let e =
+            err(r#"{"schemaVersion":1,"detectors":[{"type":"output","id":"o","images":"mask"}]}"#);
+        assert!(e.starts_with("config.detectors[0].images"), "{e}");
+        let e = err(r#"{"schemaVersion":1,"detectors":[{"type":"output","id":"o","bogus":1}]}"#);
+        assert!(e.contains("bogus"), "{e}");
+        let ok = r#"{"schemaVersion":1,"detectors":[{"type":"output","id":"o","allowHosts":["ok.com","*.cdn.ok.com"],
+            "images":"block","links":"flag","html":"defang","dangerousUrls":"strip","bareUrls":"defang",
+            "allowDataImages":true,"channels":["assistant","tool"]}]}"#;
+        assert_eq!(err(ok), "");
+        assert!(Policy::from_json(ok.as_bytes()).is_ok_and(|p| p.scans_responses()));
+    }
+}
