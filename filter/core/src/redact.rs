@@ -22,6 +22,9 @@ pub enum Rewrite {
     Hash(Arc<HashKey>),
     /// `<KIND_n>`, restored in the response.
     Pseudonymize,
+    /// This text, whatever the value was (the output detector's stripped or
+    /// defanged markup).
+    Literal(Arc<str>),
 }
 
 /// The secret of keyed hashing. Never printed.
@@ -225,6 +228,7 @@ fn push_replacement(out: &mut String, f: &Finding, value: &str, pseudonyms: &mut
             Some(p) => out.push_str(&p),
             None => mask(out),
         },
+        Rewrite::Literal(text) => out.push_str(text),
     }
 }
 

@@ -5,10 +5,12 @@
 //! `config.detectors[0].phrases[2]: phrase is empty after normalisation`.
 
 mod access;
+mod output;
 mod pii;
 mod raw;
 
 pub use access::*;
+pub use output::OutputConfig;
 pub use raw::*;
 
 use crate::api::ApiKind;
@@ -260,6 +262,7 @@ impl PluginConfig {
                 DetectorConfig::DenyList(c) => &c.id,
                 DetectorConfig::Injection(c) => &c.id,
                 DetectorConfig::Pii(c) => &c.id,
+                DetectorConfig::Output(c) => &c.id,
             };
             if id.is_empty()
                 || !id
@@ -284,6 +287,9 @@ impl PluginConfig {
                 }
                 DetectorConfig::Pii(c) => {
                     detectors.push(Box::new(pii::compile_pii(i, c)?));
+                }
+                DetectorConfig::Output(c) => {
+                    detectors.push(Box::new(output::compile_output(i, c)?));
                 }
                 DetectorConfig::DenyList(c) => {
                     let at = |field: &str| format!("detectors[{i}].{field}");

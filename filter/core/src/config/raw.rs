@@ -511,6 +511,8 @@ pub enum DetectorConfig {
     Injection(InjectionConfig),
     /// PII and secrets: validated patterns and (full build) NER, one action per type.
     Pii(PiiConfig),
+    /// Unsafe markup in answers: exfiltration images and links, HTML, script URLs.
+    Output(super::output::OutputConfig),
 }
 
 /// The PII and secrets detector.
@@ -768,9 +770,10 @@ impl<'de> Deserialize<'de> for DetectorConfig {
             "denyList" => variant(rest).map(DetectorConfig::DenyList),
             "injection" => variant(rest).map(DetectorConfig::Injection),
             "pii" => variant(rest).map(DetectorConfig::Pii),
+            "output" => variant(rest).map(DetectorConfig::Output),
             other => Err(D::Error::unknown_variant(
                 other,
-                &["denyList", "injection", "pii"],
+                &["denyList", "injection", "pii", "output"],
             )),
         }
     }

