@@ -4,8 +4,10 @@
 //! tool result) and appends [`Finding`]s whose byte spans index into that text.
 //! Later issues add the injection rules, the model, PII patterns and NER here.
 
+pub mod consumption;
 pub mod denylist;
 pub mod injection;
+pub mod leak;
 #[cfg(feature = "ml")]
 pub mod ner;
 pub mod ngram;
