@@ -117,6 +117,41 @@ pub struct RequestFlow {
     profile: Option<Profile>,
     /// Decisions recorded in shadow mode (`KIND:action`), for the upstream's header.
     shadow: Vec<String>,
+    /// Access checks that flag the request (`REPETITION`), for the findings header.
+    access_flags: Vec<&'static str>,
+    /// The response checks of the caller's profile: system prompt leakage.
+    leak: Option<Rc<LeakCheck>>,
+}
+
+/// What the response is checked against for system prompt leakage (LLM07).
+pub struct LeakCheck {
+    /// The canary token added to the request's system prompt.
+    pub canary: Option<String>,
+    /// The request's system prompt as word n-grams.
+    pub index: Option<crate::detect::leak::PromptIndex>,
+    pub threshold: f32,
+    pub run_words: usize,
+    pub action: Action,
+}
+
+impl LeakCheck {
+    /// The kind of leak `text` (a whole answer) shows, if any.
+    pub fn check(&self, text: &str) -> Option<&'static str> {
+        if let Some(token) = &self.canary {
+            if crate::detect::leak::find_canary(text, token).is_some() {
+                return Some("CANARY_LEAK");
+            }
+        }
+        let index = self.index.as_ref()?;
+        self.leaked(crate::detect::leak::overlap(index, text))
+    }
+
+    /// Whether an overlap with the system prompt is a leak.
+    pub fn leaked(&self, o: crate::detect::leak::Overlap) -> Option<&'static str> {
+        let by_share = self.threshold > 0.0 && o.coverage >= self.threshold;
+        let by_run = self.run_words > 0 && o.longest_run >= self.run_words;
+        (by_share || by_run).then_some("SYSTEM_PROMPT_LEAK")
+    }
 }
 
 /// The rate-limit check of one request.
@@ -171,6 +206,8 @@ impl RequestFlow {
             anomaly_observed: None,
             profile: None,
             shadow: Vec::new(),
+            access_flags: Vec::new(),
+            leak: None,
         }
     }
 
@@ -341,6 +378,7 @@ impl RequestFlow {
             return Next::Continue;
         }
         let wanted = !self.pseudonyms.is_empty()
+            || self.leak.is_some()
             || self.policy.scans_responses()
             || self.strip_usage
             || self.needs_usage();
@@ -607,6 +645,11 @@ impl RequestFlow {
                 self.settle(host, input, output);
             }
         }
+        if let Some(kind) = self.access_response(host, &body) {
+            self.replace_response_with_refusal(host, kind);
+            self.trace.filter_us += host.now_micros().saturating_sub(started);
+            return Next::Continue;
+        }
         let mut out: Option<Vec<u8>> = None;
         if self.policy.scans_responses() {
             let policy = self.policy.clone();
@@ -801,6 +844,16 @@ impl RequestFlow {
             Err(()) => return Next::Pause,
             Ok(Some(b)) => new_body = Some(b),
             Ok(None) => {}
+        }
+        let mut header = header;
+        if !self.access_flags.is_empty() {
+            scan.action = scan.action.max(Action::Flag);
+            let flags = self.access_flags.join(",");
+            header = if header.is_empty() {
+                flags
+            } else {
+                format!("{header},{flags}")
+            };
         }
         if self.policy.responses.stream_usage
             && matches!(self.api, ApiKind::OpenaiChat | ApiKind::OpenaiCompletions)
@@ -1190,6 +1243,70 @@ impl RequestFlow {
         true
     }
 
+    /// An access check that flags the request (it goes on, named in the
+    /// findings header and the audit trail).
+    fn access_flag(&mut self, host: &mut dyn Host, kind: &'static str) {
+        if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
+            let rule = format!("access.{}", kind.to_ascii_lowercase());
+            self.record_shadow(host, kind, "flag", &rule);
+            return;
+        }
+        if !self.access_flags.contains(&kind) {
+            self.access_flags.push(kind);
+            self.trace.access.push(format!("{kind}:flag"));
+            let rule = format!("access.{}", kind.to_ascii_lowercase());
+            self.audit(
+                host,
+                AuditEvent::new("access_flag")
+                    .reason(kind)
+                    .finding(kind, &rule),
+            );
+        }
+    }
+
+    /// The profile's checks of a whole JSON answer: system prompt leakage.
+    /// `Some(kind)` when the answer must be refused.
+    fn access_response(&mut self, host: &mut dyn Host, body: &[u8]) -> Option<&'static str> {
+        let leak = self.leak.clone()?;
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let scan_unknown = self.policy.unknown_json == crate::config::UnknownJson::ScanStrings;
+        let segs = crate::api::extract(self.api, Direction::Response, &value, scan_unknown);
+        let text: Vec<&str> = segs.iter().map(|s| s.text.as_str()).collect();
+        let kind = leak.check(&text.join("\n"))?;
+        self.response_leak(host, kind, leak.action)
+    }
+
+    /// A leak found in the answer: refused (`Some`), flagged, or recorded in shadow mode.
+    fn response_leak(
+        &mut self,
+        host: &mut dyn Host,
+        kind: &'static str,
+        action: Action,
+    ) -> Option<&'static str> {
+        let rule = format!("access.{}", kind.to_ascii_lowercase());
+        if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
+            self.record_shadow(host, kind, action.as_str(), &rule);
+            return None;
+        }
+        self.trace
+            .access
+            .push(format!("{kind}:{}", action.as_str()));
+        let ev = AuditEvent::new("response_leak")
+            .reason(kind)
+            .finding(kind, &rule)
+            .detail("action", action.as_str());
+        self.audit(host, ev);
+        if action == Action::Block {
+            self.trace.response_action = Some(Action::Block);
+            self.trace.block_reason = Some(kind.to_string());
+            return Some(kind);
+        }
+        if self.policy.expose_findings {
+            self.set_resp_header(host, RESPONSE_FINDINGS_HEADER, Some(kind));
+        }
+        None
+    }
+
     /// A decision made in shadow mode: counted, audited, traced, and named
     /// to the upstream in `x-tollgate-shadow`; not enforced.
     fn record_shadow(&mut self, host: &mut dyn Host, kind: &'static str, would: &str, rule: &str) {
@@ -1287,7 +1404,69 @@ impl RequestFlow {
                 }
             }
         }
+        if let Some(f) = profile.flooding() {
+            let text: Vec<&str> = scan
+                .segments
+                .iter()
+                .filter(|s| s.channel != crate::detect::Channel::Assistant)
+                .map(|s| s.text.as_str())
+                .collect();
+            let r = crate::detect::consumption::repetition(&text.join("\n"));
+            if crate::detect::consumption::is_flood(
+                &r,
+                f.min_words,
+                f.max_top_share,
+                f.min_distinct,
+            ) {
+                let v = Violation {
+                    kind: "REPETITION",
+                    message: "the prompt is repetitive context flooding".to_string(),
+                };
+                if f.action == Action::Block {
+                    if self.access_denied(host, v, RefusalReason::OverCap) {
+                        return Err(());
+                    }
+                } else {
+                    self.access_flag(host, v.kind);
+                }
+            }
+        }
         let mut changed = false;
+        if let Some(sp) = profile.system_prompt() {
+            let system: Vec<&str> = scan
+                .segments
+                .iter()
+                .filter(|s| s.channel == crate::detect::Channel::System)
+                .map(|s| s.text.as_str())
+                .collect();
+            let index = (sp.leak_threshold > 0.0 || sp.leak_run_words > 0)
+                .then(|| crate::detect::leak::PromptIndex::new(&system.join("\n"), sp.ngram))
+                .filter(|i| !i.is_empty());
+            let mut canary = None;
+            if sp.canary && parsed(&mut value) {
+                if profile.shadowed(&["CANARY"]) {
+                    self.record_shadow(host, "CANARY", "insert", "access.canary");
+                } else if let Some(v) = value.as_mut() {
+                    let seed = host.now_micros().to_le_bytes();
+                    let token = crate::detect::leak::canary_token(&seed, &self.request_id);
+                    if crate::detect::leak::insert_canary(self.api, v, &token) {
+                        changed = true;
+                        canary = Some(token);
+                        host.count(Metric::AccessRewrites("canary"), 1);
+                        self.trace.access.push("CANARY:added".into());
+                    }
+                }
+            }
+            if index.is_some() || canary.is_some() {
+                self.leak = Some(Rc::new(LeakCheck {
+                    canary,
+                    index,
+                    threshold: sp.leak_threshold,
+                    run_words: sp.leak_run_words,
+                    action: sp.action,
+                }));
+            }
+        }
         if let Some((cap, mode)) = profile.max_tokens() {
             let asked = scan.max_tokens;
             if asked.is_some_and(|a| a > cap) && mode == crate::config::CapMode::Refuse {
