@@ -1895,4 +1895,104 @@ pub(crate) mod tests {
             assert_eq!(String::from_utf8(forwarded).unwrap(), want);
         }
     }
+
+    #[test]
+    fn tool_names_use_the_keys_classify_gives() {
+        for (api, stream, want) in [
+            (
+                StreamApi::OpenaiChat,
+                OPENAI_CHAT,
+                StreamKey::ToolCall {
+                    choice: 0,
+                    index: 0,
+                },
+            ),
+            (
+                StreamApi::OpenaiResponses,
+                OPENAI_RESPONSES,
+                StreamKey::Item { output: 1 },
+            ),
+            (
+                StreamApi::AnthropicMessages,
+                ANTHROPIC,
+                StreamKey::Block { index: 1 },
+            ),
+        ] {
+            let evs = events(stream.as_bytes());
+            let names: Vec<(StreamKey, String)> =
+                evs.iter().flat_map(|e| tool_names(api, e)).collect();
+            assert_eq!(names, [(want, "get_weather".to_owned())], "{api:?}");
+            // The event naming the call is one classify says is part of it.
+            for e in evs.iter().filter(|e| !tool_names(api, e).is_empty()) {
+                assert!(classify(api, e).iter().any(|p| matches!(p,
+                    Piece::ToolStart { key } | Piece::ToolArgs { key, .. } if *key == want)));
+            }
+        }
+    }
+
+    #[test]
+    fn tool_names_of_other_shapes() {
+        let one = |api, raw: &str| named_tools(api, &reparse(raw.as_bytes()));
+        // Chat: several calls in one delta, a second choice, legacy function_call, custom tools.
+        let got = one(
+            StreamApi::OpenaiChat,
+            "data: {\"choices\":[{\"index\":1,\"delta\":{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"a\",\"arguments\":\"\"}},{\"index\":3,\"type\":\"custom\",\"custom\":{\"name\":\"b\"}}],\"function_call\":{\"name\":\"c\"}}}]}\n\n",
+        );
+        let key = |index| StreamKey::ToolCall { choice: 1, index };
+        assert_eq!(
+            got,
+            [
+                NamedTool {
+                    key: key(2),
+                    name: "a".into(),
+                    freeform: false
+                },
+                NamedTool {
+                    key: key(3),
+                    name: "b".into(),
+                    freeform: true
+                },
+                NamedTool {
+                    key: key(0),
+                    name: "c".into(),
+                    freeform: false
+                },
+            ]
+        );
+        // Argument deltas name nothing.
+        assert!(one(StreamApi::OpenaiChat, "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n").is_empty());
+        // Responses: custom and MCP calls; a message item names nothing.
+        let got = one(
+            StreamApi::OpenaiResponses,
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":4,\"item\":{\"type\":\"custom_tool_call\",\"name\":\"sql\",\"input\":\"\"}}\n\n",
+        );
+        assert_eq!(
+            got,
+            [NamedTool {
+                key: StreamKey::Item { output: 4 },
+                name: "sql".into(),
+                freeform: true
+            }]
+        );
+        let got = tool_names(
+            StreamApi::OpenaiResponses,
+            &reparse(b"data: {\"type\":\"response.output_item.added\",\"output_index\":2,\"item\":{\"type\":\"mcp_call\",\"name\":\"search\",\"arguments\":\"\"}}\n\n"),
+        );
+        assert_eq!(got, [(StreamKey::Item { output: 2 }, "search".to_owned())]);
+        assert!(one(StreamApi::OpenaiResponses, "data: {\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"type\":\"message\",\"name\":\"x\"}}\n\n").is_empty());
+        // Anthropic: server tools; a text block names nothing.
+        let got = tool_names(
+            StreamApi::AnthropicMessages,
+            &reparse(b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}}\n\n"),
+        );
+        assert_eq!(
+            got,
+            [(StreamKey::Block { index: 3 }, "web_search".to_owned())]
+        );
+        assert!(one(StreamApi::AnthropicMessages, "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\",\"name\":\"x\"}}\n\n").is_empty());
+        // Not JSON, [DONE], Completions: nothing.
+        assert!(one(StreamApi::OpenaiChat, "data: [DONE]\n\n").is_empty());
+        assert!(one(StreamApi::OpenaiChat, "data: {oops\n\n").is_empty());
+        assert!(one(StreamApi::OpenaiCompletions, "data: {\"choices\":[{\"index\":0,\"delta\":{\"function_call\":{\"name\":\"c\"}}}]}\n\n").is_empty());
+    }
 }

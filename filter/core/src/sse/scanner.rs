@@ -157,8 +157,8 @@ struct KeyText {
     names_overflow: bool,
     /// A custom tool's free-form input rather than JSON arguments.
     freeform: bool,
-    /// The tool policy has checked this (ended) call.
-    checked: bool,
+    /// The tool policy checked this (ended) call when its text was this long.
+    checked: Option<usize>,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -190,7 +190,7 @@ impl KeyText {
             names: Vec::new(),
             names_overflow: false,
             freeform: false,
-            checked: false,
+            checked: None,
         }
     }
 
@@ -628,10 +628,10 @@ impl StreamScanner {
         let Some(k) = self.keys.get_mut(i) else {
             return Ok(());
         };
-        if k.checked {
+        if k.checked == Some(k.total) {
             return Ok(());
         }
-        k.checked = true;
+        k.checked = Some(k.total);
         let first = k.names.first().cloned().unwrap_or_default();
         if k.names_overflow {
             return Err(ToolViolation {
@@ -904,10 +904,11 @@ impl StreamScanner {
                 .is_none_or(|k| k.decided >= end)
         };
         let complete = |key: &StreamKey| {
-            self.keys
-                .iter()
-                .find(|k| k.key == *key)
-                .is_none_or(|k| k.ended && k.decided >= k.total)
+            self.keys.iter().find(|k| k.key == *key).is_none_or(|k| {
+                k.ended
+                    && k.decided >= k.total
+                    && (!k.tool || self.tools.is_none() || k.checked == Some(k.total))
+            })
         };
         q.spans.iter().all(|(k, _, end)| decided(k, *end))
             && q.tools.iter().all(complete)
