@@ -68,6 +68,16 @@ const PATH_TRAVERSAL: &[(&str, &str)] = &[
     ("process environment", r"/proc/(?:self|\d+)/environ\b"),
 ];
 
+/// Private addresses written without a scheme (`curl 169.254.169.254/latest`,
+/// `nc 10.0.0.5 22`, `localhost:8080`); URLs are parsed instead.
+const PRIVATE_NETWORK: &[(&str, &str)] = &[
+    (
+        "private network address",
+        r"(?:^|[\s=@(])(?:(?:127|10)\.\d{1,3}\.\d{1,3}\.\d{1,3}|172\.(?:1[6-9]|2\d|3[01])\.\d{1,3}\.\d{1,3}|192\.168\.\d{1,3}\.\d{1,3}|169\.254\.\d{1,3}\.\d{1,3}|0\.0\.0\.0|\[::1?\])(?::\d+)?(?:[/\s)]|$)",
+    ),
+    ("localhost", r"(?:^|[\s=@(])localhost(?::\d+|/)"),
+];
+
 /// A compiled preset.
 #[derive(Debug, Clone)]
 pub struct Preset {
@@ -82,7 +92,7 @@ impl Preset {
         let table: &[(&str, &str)] = match preset {
             DenyPreset::DestructiveShell => DESTRUCTIVE_SHELL,
             DenyPreset::PathTraversal => PATH_TRAVERSAL,
-            DenyPreset::PrivateNetwork => &[],
+            DenyPreset::PrivateNetwork => PRIVATE_NETWORK,
         };
         let mut patterns = Vec::with_capacity(table.len());
         for (name, re) in table {
@@ -97,12 +107,13 @@ impl Preset {
 
     /// The name of the first pattern `s` (or its normalised copy `norm`) matches.
     pub fn matches(&self, s: &str, norm: &str) -> Option<&'static str> {
-        if self.preset == DenyPreset::PrivateNetwork {
-            return find_urls(s)
+        if self.preset == DenyPreset::PrivateNetwork
+            && find_urls(s)
                 .iter()
                 .chain(find_urls(norm).iter())
                 .any(|u| u.host.as_deref().is_some_and(is_private_host))
-                .then_some("private network address");
+        {
+            return Some("private network address");
         }
         self.patterns
             .iter()

@@ -219,8 +219,8 @@ impl Schema {
         Ok(s)
     }
 
-    /// Check `v` (found at JSON pointer `ptr`); the first failure as
-    /// `"/cmd: longer than maxLength 200"`.
+    /// Check `v`; the first failure as `"/cmd: longer than maxLength 200"`
+    /// (a JSON pointer, `(root)` for `v` itself, and the constraint).
     pub fn validate(&self, v: &Value) -> Result<(), String> {
         let mut ptr = String::new();
         self.validate_at(v, &mut ptr, 0)

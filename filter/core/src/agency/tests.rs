@@ -545,6 +545,10 @@ fn private_network_preset() {
             "see https://ok.example@127.0.0.1/x",
             "http://0.0.0.0:9000",
             "http://%6c%6fcalhost/",
+            "curl 169.254.169.254/latest/meta-data",
+            "nc 10.0.0.5 22",
+            "redis-cli -h 192.168.0.7",
+            "open localhost:8080/admin",
         ],
         &[
             "https://api.example.com",
@@ -553,6 +557,8 @@ fn private_network_preset() {
             "http://[2001:db8::1]/",
             "call localhost later",
             "http://127.0.0.1.example.com/",
+            "version 10.0.0.1a",
+            "8.8.8.8 and 1.1.1.1",
         ],
     );
 }
