@@ -871,3 +871,66 @@ fn ipv4_forms() {
         assert_eq!(url::parse_ipv4(s), want, "{s}");
     }
 }
+
+/// The example of the README / report: it parses, compiles and does what it says.
+#[test]
+fn the_documented_example() {
+    let example = r#"{
+      "allow": ["get_weather", "search_*", "run_shell", "fetch_url"],
+      "onDisallowed": "drop",
+      "rules": {
+        "run_shell": {
+          "schema": {
+            "type": "object",
+            "required": ["cmd"],
+            "properties": {
+              "cmd": {"type": "string", "maxLength": 200},
+              "cwd": {"type": "string", "pattern": "^/work/"}
+            },
+            "additionalProperties": false
+          },
+          "denyPresets": ["destructiveShell", "pathTraversal"],
+          "deny": ["(?i)\\bsudo\\b"],
+          "maxArgsBytes": 4096
+        },
+        "fetch_url": {
+          "schema": {"type": "object", "properties": {"url": {"type": "string", "format": "uri"}}},
+          "allowHosts": ["api.example.com", "*.docs.example.com"],
+          "denyPresets": ["privateNetwork"]
+        },
+        "*": {"maxArgsBytes": 65536}
+      }
+    }"#;
+    let c: ToolsConfig = serde_json::from_str(example).unwrap();
+    let p = ToolPolicy::compile(&c, AT).unwrap();
+    assert!(p
+        .check_call("run_shell", r#"{"cmd":"ls -la","cwd":"/work/app"}"#)
+        .is_ok());
+    assert_eq!(
+        kind(p.check_call("run_shell", r#"{"cmd":"sudo ls"}"#)),
+        Some(TOOL_ARGS_DENIED)
+    );
+    assert_eq!(
+        kind(p.check_call("run_shell", r#"{"cmd":"cat ../../etc/passwd"}"#)),
+        Some(TOOL_ARGS_DENIED)
+    );
+    assert_eq!(
+        kind(p.check_call("run_shell", r#"{"cmd":"ls","cwd":"/etc"}"#)),
+        Some(TOOL_ARGS_INVALID)
+    );
+    assert!(p
+        .check_call("fetch_url", r#"{"url":"https://en.docs.example.com/x"}"#)
+        .is_ok());
+    assert_eq!(
+        kind(p.check_call("fetch_url", r#"{"url":"http://169.254.169.254/"}"#)),
+        Some(TOOL_ARGS_DENIED)
+    );
+    assert_eq!(
+        kind(p.check_call("fetch_url", r#"{"url":"https://evil.example/"}"#)),
+        Some(TOOL_URL_NOT_ALLOWED)
+    );
+    assert_eq!(
+        kind(p.check_call("delete_repo", "{}")),
+        Some(TOOL_NOT_ALLOWED)
+    );
+}
