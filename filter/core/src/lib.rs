@@ -2,6 +2,7 @@
 //! runs and tests natively. The plugin crate is a thin adapter over [`host::Host`].
 
 pub mod access;
+pub mod agency;
 pub mod anomaly;
 pub mod api;
 pub mod build;

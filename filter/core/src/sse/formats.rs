@@ -217,6 +217,124 @@ pub fn classify(api: StreamApi, ev: &SseEvent) -> Vec<Piece> {
     out
 }
 
+/// The names of the tool calls an event opens or names, with the keys
+/// [`classify`] gives their arguments:
+///
+/// * OpenAI Chat: `choices[i].delta.tool_calls[j].function.name` (or
+///   `custom.name`) at `ToolCall{choice: i, index: call.index}`, and the
+///   legacy `delta.function_call.name` at index 0;
+/// * OpenAI Responses: `response.output_item.added` with an item of type
+///   `function_call`, `custom_tool_call` or `mcp_call`, at `Item{output_index}`;
+/// * Anthropic: `content_block_start` (and `message_start` content) with a
+///   `tool_use`, `server_tool_use` or `mcp_tool_use` block, at `Block{index}`.
+// Not re-exported by `sse/mod.rs` yet (outside this change); the scanner
+// uses [`named_tools`], which also tells custom tools apart.
+#[allow(dead_code)]
+pub fn tool_names(api: StreamApi, ev: &SseEvent) -> Vec<(StreamKey, String)> {
+    named_tools(api, ev)
+        .into_iter()
+        .map(|t| (t.key, t.name))
+        .collect()
+}
+
+/// A tool call an event names (see [`tool_names`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedTool {
+    pub key: StreamKey,
+    pub name: String,
+    /// A custom tool: its input is free-form text, not JSON.
+    pub freeform: bool,
+}
+
+fn name_of(v: Option<&Value>) -> Option<&str> {
+    v.and_then(|n| n.get("name")).and_then(Value::as_str)
+}
+
+/// [`tool_names`] with whether each call is a custom tool's.
+pub fn named_tools(api: StreamApi, ev: &SseEvent) -> Vec<NamedTool> {
+    let mut out = Vec::new();
+    let Some(value) = parse_object(api, ev) else {
+        return out;
+    };
+    let Some(obj) = value.as_object() else {
+        return out;
+    };
+    let mut push = |key, name: &str, freeform| {
+        out.push(NamedTool {
+            key,
+            name: name.to_owned(),
+            freeform,
+        })
+    };
+    match api {
+        StreamApi::OpenaiChat => {
+            let choices = obj.get("choices").and_then(Value::as_array);
+            for (pos, ch) in choices.into_iter().flatten().enumerate() {
+                let choice = num(ch, "index").unwrap_or(pos as u64);
+                let Some(delta) = ch.get("delta") else {
+                    continue;
+                };
+                let calls = delta.get("tool_calls").and_then(Value::as_array);
+                for (tpos, call) in calls.into_iter().flatten().enumerate() {
+                    let index = num(call, "index").unwrap_or(tpos as u64);
+                    let key = StreamKey::ToolCall { choice, index };
+                    if let Some(n) = name_of(call.get("function")) {
+                        push(key, n, false);
+                    } else if let Some(n) = name_of(call.get("custom")) {
+                        push(key, n, true);
+                    }
+                }
+                if let Some(n) = name_of(delta.get("function_call")) {
+                    push(StreamKey::ToolCall { choice, index: 0 }, n, false);
+                }
+            }
+        }
+        StreamApi::OpenaiResponses => {
+            if event_type(obj, ev) == "response.output_item.added" {
+                let item = obj.get("item");
+                let ty = item.and_then(|i| i.get("type")).and_then(Value::as_str);
+                if let (Some(ty @ ("function_call" | "custom_tool_call" | "mcp_call")), Some(n)) =
+                    (ty, name_of(item))
+                {
+                    let output = num_in(obj, "output_index").unwrap_or(0);
+                    push(StreamKey::Item { output }, n, ty == "custom_tool_call");
+                }
+            }
+        }
+        StreamApi::AnthropicMessages => {
+            let is_tool = |b: &Value| {
+                matches!(
+                    b.get("type").and_then(Value::as_str),
+                    Some("tool_use" | "server_tool_use" | "mcp_tool_use")
+                )
+            };
+            match event_type(obj, ev) {
+                "content_block_start" => {
+                    let block = obj.get("content_block");
+                    if let (true, Some(n)) = (block.is_some_and(is_tool), name_of(block)) {
+                        let index = num_in(obj, "index").unwrap_or(0);
+                        push(StreamKey::Block { index }, n, false);
+                    }
+                }
+                "message_start" => {
+                    let blocks = obj
+                        .get("message")
+                        .and_then(|m| m.get("content"))
+                        .and_then(Value::as_array);
+                    for (i, b) in blocks.into_iter().flatten().enumerate() {
+                        if let (true, Some(n)) = (is_tool(b), name_of(Some(b))) {
+                            push(StreamKey::Block { index: i as u64 }, n, false);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        StreamApi::OpenaiCompletions => {}
+    }
+    out
+}
+
 /// The event with its one text piece (`Text`, `ToolArgs`, `Reasoning` or
 /// `Snapshot`, as [`classify`] reports it) replaced by `new_text`. `None`
 /// when the event has no text piece or several (use [`rebuild_with`]).
@@ -1776,5 +1894,105 @@ pub(crate) mod tests {
             let want = s.replace("\\u00e9", "é");
             assert_eq!(String::from_utf8(forwarded).unwrap(), want);
         }
+    }
+
+    #[test]
+    fn tool_names_use_the_keys_classify_gives() {
+        for (api, stream, want) in [
+            (
+                StreamApi::OpenaiChat,
+                OPENAI_CHAT,
+                StreamKey::ToolCall {
+                    choice: 0,
+                    index: 0,
+                },
+            ),
+            (
+                StreamApi::OpenaiResponses,
+                OPENAI_RESPONSES,
+                StreamKey::Item { output: 1 },
+            ),
+            (
+                StreamApi::AnthropicMessages,
+                ANTHROPIC,
+                StreamKey::Block { index: 1 },
+            ),
+        ] {
+            let evs = events(stream.as_bytes());
+            let names: Vec<(StreamKey, String)> =
+                evs.iter().flat_map(|e| tool_names(api, e)).collect();
+            assert_eq!(names, [(want, "get_weather".to_owned())], "{api:?}");
+            // The event naming the call is one classify says is part of it.
+            for e in evs.iter().filter(|e| !tool_names(api, e).is_empty()) {
+                assert!(classify(api, e).iter().any(|p| matches!(p,
+                    Piece::ToolStart { key } | Piece::ToolArgs { key, .. } if *key == want)));
+            }
+        }
+    }
+
+    #[test]
+    fn tool_names_of_other_shapes() {
+        let one = |api, raw: &str| named_tools(api, &reparse(raw.as_bytes()));
+        // Chat: several calls in one delta, a second choice, legacy function_call, custom tools.
+        let got = one(
+            StreamApi::OpenaiChat,
+            "data: {\"choices\":[{\"index\":1,\"delta\":{\"tool_calls\":[{\"index\":2,\"function\":{\"name\":\"a\",\"arguments\":\"\"}},{\"index\":3,\"type\":\"custom\",\"custom\":{\"name\":\"b\"}}],\"function_call\":{\"name\":\"c\"}}}]}\n\n",
+        );
+        let key = |index| StreamKey::ToolCall { choice: 1, index };
+        assert_eq!(
+            got,
+            [
+                NamedTool {
+                    key: key(2),
+                    name: "a".into(),
+                    freeform: false
+                },
+                NamedTool {
+                    key: key(3),
+                    name: "b".into(),
+                    freeform: true
+                },
+                NamedTool {
+                    key: key(0),
+                    name: "c".into(),
+                    freeform: false
+                },
+            ]
+        );
+        // Argument deltas name nothing.
+        assert!(one(StreamApi::OpenaiChat, "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n").is_empty());
+        // Responses: custom and MCP calls; a message item names nothing.
+        let got = one(
+            StreamApi::OpenaiResponses,
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"output_index\":4,\"item\":{\"type\":\"custom_tool_call\",\"name\":\"sql\",\"input\":\"\"}}\n\n",
+        );
+        assert_eq!(
+            got,
+            [NamedTool {
+                key: StreamKey::Item { output: 4 },
+                name: "sql".into(),
+                freeform: true
+            }]
+        );
+        let got = tool_names(
+            StreamApi::OpenaiResponses,
+            &reparse(b"data: {\"type\":\"response.output_item.added\",\"output_index\":2,\"item\":{\"type\":\"mcp_call\",\"name\":\"search\",\"arguments\":\"\"}}\n\n"),
+        );
+        assert_eq!(got, [(StreamKey::Item { output: 2 }, "search".to_owned())]);
+        assert!(one(StreamApi::OpenaiResponses, "data: {\"type\":\"response.output_item.added\",\"output_index\":0,\"item\":{\"type\":\"message\",\"name\":\"x\"}}\n\n").is_empty());
+        // Anthropic: server tools; a text block names nothing.
+        let got = tool_names(
+            StreamApi::AnthropicMessages,
+            &reparse(b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":3,\"content_block\":{\"type\":\"server_tool_use\",\"id\":\"s\",\"name\":\"web_search\",\"input\":{}}}\n\n"),
+        );
+        assert_eq!(
+            got,
+            [(StreamKey::Block { index: 3 }, "web_search".to_owned())]
+        );
+        assert!(one(StreamApi::AnthropicMessages, "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\",\"name\":\"x\"}}\n\n").is_empty());
+        // Not JSON, [DONE], Completions: nothing.
+        assert!(one(StreamApi::OpenaiChat, "data: [DONE]\n\n").is_empty());
+        assert!(one(StreamApi::OpenaiChat, "data: {oops\n\n").is_empty());
+        assert!(one(StreamApi::OpenaiCompletions, "data: {\"choices\":[{\"index\":0,\"delta\":{\"function_call\":{\"name\":\"c\"}}}]}\n\n").is_empty());
     }
 }

@@ -16,15 +16,21 @@
 //! are dropped, the API's error event is sent, and everything after it is
 //! swallowed.
 //!
+//! With a tool policy ([`StreamScanner::with_tools`]) each tool call's
+//! name is recorded from the event that opens it ([`named_tools`]), and the
+//! complete call is checked ([`ToolPolicy::check_call`]) before any event
+//! of it goes out: a violation ends the stream the same way.
+//!
 //! Decisions are made per event, so the output does not depend on how the
 //! bytes were split into chunks.
 
 use super::formats::{
-    classify, error_event, rebuild_with, remove_member, with_data, Piece, StreamApi,
+    classify, error_event, named_tools, rebuild_with, remove_member, with_data, Piece, StreamApi,
     StreamErrorKind, StreamKey,
 };
 use super::parser::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use super::window::hold_from;
+use crate::agency::{ToolPolicy, ToolViolation, TOOL_ARGS_INVALID, TOOL_NOT_ALLOWED};
 use crate::api::Direction;
 use crate::config::Policy;
 use crate::detect::normalize::floor_boundary;
@@ -39,6 +45,10 @@ pub const CONTEXT_BYTES: usize = 64;
 
 /// Most text streams (choices, blocks, tool calls) one response may open.
 pub const MAX_KEYS: usize = 256;
+
+/// Most distinct names one tool call may be given (a name sent in pieces, or
+/// renamed mid-call); past it the call is refused.
+const MAX_TOOL_NAMES: usize = 4;
 
 /// Token usage of a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,6 +80,8 @@ pub struct StreamOutcome {
     /// Findings acted on (redacted, flagged, blocking), in offsets of their
     /// key's text; at most [`MAX_STREAM_FINDINGS`].
     pub findings: Vec<StreamFinding>,
+    /// The tool call the tool policy refused (then `blocked` is its kind).
+    pub tool_violation: Option<ToolViolation>,
 }
 
 /// Most findings a stream's outcome keeps (for its trace).
@@ -139,6 +151,14 @@ struct KeyText {
     hash: u64,
     /// Everything sent for this key (for snapshots); `None` once too long.
     output: Option<String>,
+    /// A tool call's names as the stream gave them (usually one).
+    names: Vec<String>,
+    /// More than [`MAX_TOOL_NAMES`] names were given.
+    names_overflow: bool,
+    /// A custom tool's free-form input rather than JSON arguments.
+    freeform: bool,
+    /// The tool policy checked this (ended) call when its text was this long.
+    checked: Option<usize>,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -167,6 +187,10 @@ impl KeyText {
             skip_until: 0,
             hash: FNV_OFFSET,
             output: Some(String::new()),
+            names: Vec::new(),
+            names_overflow: false,
+            freeform: false,
+            checked: None,
         }
     }
 
@@ -272,6 +296,8 @@ pub struct StreamScanner {
     capture_left: usize,
     /// Counts the streamed text's tokens for a stream without usage.
     counter: Option<crate::tokens::Counter>,
+    /// Which tools the model may call, with what arguments.
+    tools: Option<Rc<ToolPolicy>>,
 }
 
 impl StreamScanner {
@@ -310,7 +336,14 @@ impl StreamScanner {
             captured: None,
             capture_left: 0,
             counter: None,
+            tools: None,
         }
+    }
+
+    /// Check every complete tool call against `tools` before it goes out.
+    pub fn with_tools(mut self, tools: Rc<ToolPolicy>) -> Self {
+        self.tools = Some(tools);
+        self
     }
 
     /// Count the output with `model`'s tokenizer when the upstream reports no usage.
@@ -456,6 +489,13 @@ impl StreamScanner {
 
     fn on_event(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
         let pieces = classify(self.api, &ev);
+        if self.tools.is_some()
+            && pieces
+                .iter()
+                .any(|p| matches!(p, Piece::ToolStart { .. } | Piece::ToolArgs { .. }))
+        {
+            self.record_tool_names(&ev);
+        }
         let mut q = Queued {
             ev,
             spans: Vec::new(),
@@ -561,6 +601,80 @@ impl StreamScanner {
         self.emit(out);
     }
 
+    /// Remember the names of the tool calls `ev` names, per key.
+    fn record_tool_names(&mut self, ev: &SseEvent) {
+        for t in named_tools(self.api, ev) {
+            let i = self.key_index(t.key, true);
+            let Some(k) = self.keys.get_mut(i) else {
+                continue;
+            };
+            k.freeform |= t.freeform;
+            if k.names.contains(&t.name) {
+                continue;
+            }
+            if k.names.len() >= MAX_TOOL_NAMES {
+                k.names_overflow = true;
+            } else {
+                k.names.push(t.name);
+            }
+        }
+    }
+
+    /// Check tool call `i` (ended) against the tool policy, once.
+    fn check_tool(&mut self, i: usize) -> Result<(), ToolViolation> {
+        let Some(policy) = self.tools.clone() else {
+            return Ok(());
+        };
+        let Some(k) = self.keys.get_mut(i) else {
+            return Ok(());
+        };
+        if k.checked == Some(k.total) {
+            return Ok(());
+        }
+        k.checked = Some(k.total);
+        let first = k.names.first().cloned().unwrap_or_default();
+        if k.names_overflow {
+            return Err(ToolViolation {
+                kind: TOOL_NOT_ALLOWED,
+                tool: first,
+                rule: "allow".to_owned(),
+                detail: "the call was given too many names".to_owned(),
+            });
+        }
+        if k.base != 0 {
+            // Tool text is never released before it is checked; if it ever
+            // were, the call could not be checked whole.
+            return Err(ToolViolation {
+                kind: TOOL_ARGS_INVALID,
+                tool: first,
+                rule: "json".to_owned(),
+                detail: "(root): arguments were not held whole".to_owned(),
+            });
+        }
+        let args = k.slice(0, k.total);
+        // A call the stream never named is checked as the tool "".
+        let names: &[String] = if k.names.is_empty() {
+            &[String::new()]
+        } else {
+            &k.names
+        };
+        for name in names {
+            if k.freeform {
+                policy.check_input(name, args)?;
+            } else {
+                policy.check_call(name, args)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tool_blocked(&mut self, out: &mut Vec<u8>, v: ToolViolation) {
+        let msg = format!("tool call blocked by policy: {} ({})", v.kind, v.tool);
+        let kind = v.kind;
+        self.outcome.tool_violation = Some(v);
+        self.fail(out, kind, StreamErrorKind::Policy, &msg);
+    }
+
     fn append(&mut self, key: StreamKey, tool: bool, text: &str, q: &mut Queued) -> usize {
         let i = self.key_index(key, tool);
         if let Some(k) = self.keys.get_mut(i) {
@@ -615,6 +729,12 @@ impl StreamScanner {
 
     /// Decide key `i` as far as it can be; `false` when the stream was ended.
     fn decide(&mut self, i: usize, out: &mut Vec<u8>) -> bool {
+        if self.keys.get(i).is_some_and(|k| k.tool && k.ended) {
+            if let Err(v) = self.check_tool(i) {
+                self.tool_blocked(out, v);
+                return false;
+            }
+        }
         let Some(k) = self.keys.get(i) else {
             return true;
         };
@@ -784,10 +904,11 @@ impl StreamScanner {
                 .is_none_or(|k| k.decided >= end)
         };
         let complete = |key: &StreamKey| {
-            self.keys
-                .iter()
-                .find(|k| k.key == *key)
-                .is_none_or(|k| k.ended && k.decided >= k.total)
+            self.keys.iter().find(|k| k.key == *key).is_none_or(|k| {
+                k.ended
+                    && k.decided >= k.total
+                    && (!k.tool || self.tools.is_none() || k.checked == Some(k.total))
+            })
         };
         q.spans.iter().all(|(k, _, end)| decided(k, *end))
             && q.tools.iter().all(complete)
@@ -802,6 +923,27 @@ impl StreamScanner {
             if k.total == snap.len() && k.hash == fnv(FNV_OFFSET, snap.as_bytes()) {
                 if let Some(o) = &k.output {
                     return Some(o.clone());
+                }
+            }
+            // A tool call's snapshot that is not what was streamed (and
+            // checked): checked on its own.
+            if let (true, Some(policy)) = (k.tool, self.tools.clone()) {
+                let names: Vec<String> = if k.names.is_empty() {
+                    vec![String::new()]
+                } else {
+                    k.names.clone()
+                };
+                let freeform = k.freeform;
+                for name in &names {
+                    let checked = if freeform {
+                        policy.check_input(name, snap)
+                    } else {
+                        policy.check_call(name, snap)
+                    };
+                    if let Err(v) = checked {
+                        self.tool_blocked(out, v);
+                        return None;
+                    }
                 }
             }
         }

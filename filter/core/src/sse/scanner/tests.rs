@@ -741,3 +741,408 @@ fn a_json_answer_is_rewritten() {
     );
     assert!(scan.is_ok_and(|s| s.findings.is_empty()));
 }
+
+// --- tool policy (agency) -----------------------------------------------------------------
+
+fn tools(v: serde_json::Value) -> Rc<ToolPolicy> {
+    let c: crate::agency::ToolsConfig = serde_json::from_value(v).unwrap();
+    Rc::new(ToolPolicy::compile(&c, "tools").unwrap())
+}
+
+/// The tool policy the tests use: `get_weather` (a city, URLs only to
+/// `api.weather.example`) and `run_shell` (destructive commands denied).
+fn weather_tools() -> Rc<ToolPolicy> {
+    tools(json!({
+        "allow": ["get_weather", "run_*"],
+        "rules": {
+            "get_weather": {
+                "schema": {"type":"object","properties":{"city":{"type":"string","maxLength":20},
+                    "source":{"type":"string"}}},
+                "allowHosts": ["api.weather.example"]
+            },
+            "run_*": {"denyPresets": ["destructiveShell"], "deny": ["(?i)\\bsecret\\b"]}
+        }
+    }))
+}
+
+fn run_tools(api: StreamApi, t: &Rc<ToolPolicy>, chunks: &[&[u8]]) -> (Vec<u8>, StreamOutcome) {
+    thread_local! {
+        static POLICY: Rc<Policy> = default_policy();
+    }
+    let p = POLICY.with(Rc::clone);
+    let mut s = StreamScanner::new(api, p, Pseudonyms::default(), false).with_tools(t.clone());
+    let mut out = Vec::new();
+    for c in chunks {
+        s.push(c, &mut out);
+    }
+    s.finish(&mut out);
+    (out, s.outcome().clone())
+}
+
+/// A Chat stream: a text delta, then tool call `name` with `id` whose
+/// arguments arrive as `deltas`, then finish and `[DONE]`.
+fn chat_tool_stream(name: &str, deltas: &[&str]) -> String {
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+        let v = json!({"id":"chatcmpl-7","object":"chat.completion.chunk","created":1,"model":"m",
+            "choices":[{"index":0,"delta":delta,"logprobs":null,"finish_reason":finish}]});
+        format!("data: {v}\n\n")
+    };
+    let mut s = chunk(
+        json!({"role":"assistant","content":"Let me check."}),
+        json!(null),
+    );
+    s += &chunk(
+        json!({"tool_calls":[{"index":0,"id":"call_zq9","type":"function","function":{"name":name,"arguments":""}}]}),
+        json!(null),
+    );
+    for d in deltas {
+        s += &chunk(
+            json!({"tool_calls":[{"index":0,"function":{"arguments":d}}]}),
+            json!(null),
+        );
+    }
+    s += &chunk(json!({}), json!("tool_calls"));
+    s += "data: [DONE]\n\n";
+    s
+}
+
+/// A Responses stream: one message, then function call `name`.
+fn responses_tool_stream(name: &str, deltas: &[&str]) -> String {
+    let ev = |ty: &str, body: serde_json::Value| format!("event: {ty}\ndata: {body}\n\n");
+    let args: String = deltas.concat();
+    let item = |args: &str, status: &str| json!({"id":"fc_zq9","type":"function_call","status":status,"arguments":args,"call_id":"call_zq9","name":name});
+    let mut s = ev(
+        "response.output_item.added",
+        json!({"type":"response.output_item.added","output_index":0,"item":{"id":"msg_1","type":"message","role":"assistant","content":[]}}),
+    );
+    s += &ev(
+        "response.output_text.delta",
+        json!({"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"Let me check."}),
+    );
+    s += &ev(
+        "response.output_text.done",
+        json!({"type":"response.output_text.done","output_index":0,"content_index":0,"text":"Let me check."}),
+    );
+    s += &ev(
+        "response.output_item.added",
+        json!({"type":"response.output_item.added","output_index":1,"item":item("","in_progress")}),
+    );
+    for d in deltas {
+        s += &ev(
+            "response.function_call_arguments.delta",
+            json!({"type":"response.function_call_arguments.delta","output_index":1,"item_id":"fc_zq9","delta":d}),
+        );
+    }
+    s += &ev(
+        "response.function_call_arguments.done",
+        json!({"type":"response.function_call_arguments.done","output_index":1,"item_id":"fc_zq9","arguments":args}),
+    );
+    s += &ev(
+        "response.output_item.done",
+        json!({"type":"response.output_item.done","output_index":1,"item":item(&args,"completed")}),
+    );
+    s += &ev(
+        "response.completed",
+        json!({"type":"response.completed","response":{"id":"resp_1","status":"completed","output":[
+            {"id":"msg_1","type":"message","role":"assistant","content":[{"type":"output_text","text":"Let me check."}]},
+            item(&args,"completed")],"usage":{"input_tokens":5,"output_tokens":7}}}),
+    );
+    s
+}
+
+/// An Anthropic stream: a text block, then tool_use `name` (block 1).
+fn anthropic_tool_stream(name: &str, deltas: &[&str]) -> String {
+    let ev = |ty: &str, body: serde_json::Value| format!("event: {ty}\ndata: {body}\n\n");
+    let mut s = ev(
+        "message_start",
+        json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}),
+    );
+    s += &ev(
+        "content_block_start",
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+    );
+    s += &ev(
+        "content_block_delta",
+        json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Let me check."}}),
+    );
+    s += &ev(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":0}),
+    );
+    s += &ev(
+        "content_block_start",
+        json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_zq9","name":name,"input":{}}}),
+    );
+    for d in deltas {
+        s += &ev(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":d}}),
+        );
+    }
+    s += &ev(
+        "content_block_stop",
+        json!({"type":"content_block_stop","index":1}),
+    );
+    s += &ev(
+        "message_delta",
+        json!({"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}),
+    );
+    s += &ev("message_stop", json!({"type":"message_stop"}));
+    s
+}
+
+type StreamFn = fn(&str, &[&str]) -> String;
+
+const TOOL_STREAMS: [(StreamApi, StreamFn); 3] = [
+    (StreamApi::OpenaiChat, chat_tool_stream),
+    (StreamApi::OpenaiResponses, responses_tool_stream),
+    (StreamApi::AnthropicMessages, anthropic_tool_stream),
+];
+
+/// The stream was ended by the tool policy with `kind`, before any event of
+/// the call (its id `zq9`, its arguments `marker`) reached the client; the
+/// text before the call did.
+fn assert_tool_blocked(
+    api: StreamApi,
+    out: &[u8],
+    outcome: &StreamOutcome,
+    kind: &str,
+    tool: &str,
+    marker: &str,
+) {
+    let s = String::from_utf8_lossy(out);
+    assert_eq!(outcome.blocked, Some(kind), "{api:?}: {s}");
+    let v = outcome.tool_violation.as_ref().unwrap();
+    assert_eq!((v.kind, v.tool.as_str()), (kind, tool), "{api:?}");
+    assert!(!s.contains("zq9"), "{api:?}: the call's events leaked: {s}");
+    assert!(!s.contains(marker), "{api:?}: the arguments leaked: {s}");
+    let msg = format!("tool call blocked by policy: {kind} ({tool})");
+    let errors = s.matches(&msg).count();
+    assert!(errors >= 1, "{api:?}: {s}");
+    assert_eq!(
+        s.matches(tool).count(),
+        errors,
+        "{api:?}: the name only in the error: {s}"
+    );
+    assert!(
+        s.contains("content_policy_violation") || s.contains("permission_error"),
+        "{s}"
+    );
+    // Text before the call goes out unless it was still held (as for any block).
+    let text = client_text(api, out).0;
+    assert!("Let me check.".starts_with(&text), "{api:?}: {text}");
+    assert!(client_text(api, out).1, "{api:?}: an error event");
+}
+
+#[test]
+fn allowed_tool_calls_pass_byte_for_byte() {
+    let t = weather_tools();
+    for (api, stream) in TOOL_STREAMS {
+        let bytes = stream(
+            "get_weather",
+            &[
+                "{\"city\":",
+                "\"Bern\",\"source\":",
+                "\"https://api.weather.example/v1\"}",
+            ],
+        );
+        let (out, outcome) = run_tools(api, &t, &[bytes.as_bytes()]);
+        assert_eq!(String::from_utf8_lossy(&out), bytes, "{api:?}");
+        assert_eq!(outcome.blocked, None);
+        assert_eq!(outcome.tool_violation, None);
+    }
+    // The recorded streams (all calling get_weather) pass too.
+    for (api, bytes) in corpus() {
+        let (out, outcome) = run_tools(api, &t, &[&bytes]);
+        assert_eq!(out, bytes, "{api:?}");
+        assert_eq!(outcome, StreamOutcome::default(), "{api:?}");
+    }
+}
+
+#[test]
+fn a_disallowed_tool_is_blocked_in_every_api() {
+    let t = weather_tools();
+    for (api, stream) in TOOL_STREAMS {
+        let bytes = stream("delete_repo", &["{\"repo\":", "\"MARKER-1\"}"]);
+        let (out, outcome) = run_tools(api, &t, &[bytes.as_bytes()]);
+        assert_tool_blocked(
+            api,
+            &out,
+            &outcome,
+            "TOOL_NOT_ALLOWED",
+            "delete_repo",
+            "MARKER",
+        );
+        let v = outcome.tool_violation.unwrap();
+        assert_eq!(v.rule, "allow");
+    }
+}
+
+#[test]
+fn a_denied_command_split_over_many_deltas_is_blocked() {
+    let t = weather_tools();
+    let args = "{\"cmd\":\"cd /srv && rm -rf / # MARKER\"}";
+    let pieces: Vec<String> = args.chars().map(String::from).collect();
+    let deltas: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    for (api, stream) in TOOL_STREAMS {
+        let bytes = stream("run_shell", &deltas);
+        let (out, outcome) = run_tools(api, &t, &[bytes.as_bytes()]);
+        assert_tool_blocked(
+            api,
+            &out,
+            &outcome,
+            "TOOL_ARGS_DENIED",
+            "run_shell",
+            "MARKER",
+        );
+        let v = outcome.tool_violation.unwrap();
+        assert_eq!(v.rule, "destructiveShell");
+        assert_eq!(
+            v.detail,
+            "/cmd: matches destructiveShell (rm -r on a root or system path)"
+        );
+    }
+    // A custom deny pattern, and a benign command.
+    let bytes = chat_tool_stream("run_shell", &["{\"cmd\":\"cat SECRET", "/MARKER\"}"]);
+    let (out, outcome) = run_tools(StreamApi::OpenaiChat, &t, &[bytes.as_bytes()]);
+    assert_tool_blocked(
+        StreamApi::OpenaiChat,
+        &out,
+        &outcome,
+        "TOOL_ARGS_DENIED",
+        "run_shell",
+        "MARKER",
+    );
+    assert_eq!(outcome.tool_violation.unwrap().rule, "deny[0]");
+    let bytes = chat_tool_stream("run_shell", &["{\"cmd\":\"rm -f ", "build.log\"}"]);
+    assert_eq!(
+        run_tools(StreamApi::OpenaiChat, &t, &[bytes.as_bytes()]).0,
+        bytes.as_bytes()
+    );
+}
+
+#[test]
+fn a_schema_violation_is_blocked() {
+    let t = weather_tools();
+    for (api, stream) in TOOL_STREAMS {
+        let bytes = stream(
+            "get_weather",
+            &["{\"city\":\"MARKER", " of a very long name\"}"],
+        );
+        let (out, outcome) = run_tools(api, &t, &[bytes.as_bytes()]);
+        assert_tool_blocked(
+            api,
+            &out,
+            &outcome,
+            "TOOL_ARGS_INVALID",
+            "get_weather",
+            "MARKER",
+        );
+        let v = outcome.tool_violation.unwrap();
+        assert_eq!(v.detail, "/city: longer than maxLength 20");
+        // Not JSON at all.
+        let bytes = stream("get_weather", &["{\"city\":MARKER"]);
+        let (out, outcome) = run_tools(api, &t, &[bytes.as_bytes()]);
+        assert_tool_blocked(
+            api,
+            &out,
+            &outcome,
+            "TOOL_ARGS_INVALID",
+            "get_weather",
+            "MARKER",
+        );
+    }
+}
+
+#[test]
+fn urls_to_other_hosts_are_blocked() {
+    let t = weather_tools();
+    for (api, stream) in TOOL_STREAMS {
+        for url in [
+            "https://evil.example/MARKER",
+            "https://api.weather.example@evil.example/MARKER",
+            "https://api.weather.example.evil.example/MARKER",
+        ] {
+            let bytes = stream(
+                "get_weather",
+                &["{\"city\":\"Bern\",", &format!("\"source\":\"{url}\"}}")],
+            );
+            let (out, outcome) = run_tools(api, &t, &[bytes.as_bytes()]);
+            assert_tool_blocked(
+                api,
+                &out,
+                &outcome,
+                "TOOL_URL_NOT_ALLOWED",
+                "get_weather",
+                "MARKER",
+            );
+            assert_eq!(
+                outcome.tool_violation.unwrap().detail,
+                "/source: URL host not in allowHosts"
+            );
+        }
+    }
+}
+
+#[test]
+fn tool_checks_do_not_depend_on_how_the_stream_is_split() {
+    let t = weather_tools();
+    let cases = [
+        (
+            StreamApi::AnthropicMessages,
+            anthropic_tool_stream("run_shell", &["{\"cmd\":\"rm -r", "f / #MARKER\"}"]),
+        ),
+        (
+            StreamApi::OpenaiChat,
+            chat_tool_stream("get_weather", &["{\"city\":\"Be", "rn\"}"]),
+        ),
+        (
+            StreamApi::OpenaiResponses,
+            responses_tool_stream("delete_repo", &["{}"]),
+        ),
+    ];
+    for (api, bytes) in cases {
+        let bytes = bytes.as_bytes();
+        let whole = run_tools(api, &t, &[bytes]);
+        for cut in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(run_tools(api, &t, &[a, b]), whole, "{api:?} split at {cut}");
+        }
+        assert_eq!(
+            run_tools(api, &t, &split_every(bytes, 1)),
+            whole,
+            "{api:?} bytes"
+        );
+    }
+}
+
+#[test]
+fn a_call_cut_off_by_the_upstream_is_not_released() {
+    let t = weather_tools();
+    let bytes = chat_tool_stream("get_weather", &["{\"city\":\"MARKER"]);
+    let cut = bytes.find("data: {\"id\":\"chatcmpl-7\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},").unwrap();
+    let (out, outcome) = run_tools(StreamApi::OpenaiChat, &t, &[&bytes.as_bytes()[..cut]]);
+    let s = String::from_utf8_lossy(&out);
+    assert_eq!(outcome.blocked, Some("TOOL_ARGS_INVALID"), "{s}");
+    assert!(!s.contains("MARKER"), "{s}");
+}
+
+#[test]
+fn a_snapshot_that_differs_from_the_streamed_call_is_checked() {
+    // The deltas say one thing, `response.function_call_arguments.done` another.
+    let t = weather_tools();
+    let good = responses_tool_stream("run_shell", &["{\"cmd\":\"ls\"}"]);
+    let bad = good.replacen(
+        "\"arguments\":\"{\\\"cmd\\\":\\\"ls\\\"}\"",
+        "\"arguments\":\"{\\\"cmd\\\":\\\"mkfs /dev/sda MARKER\\\"}\"",
+        1,
+    );
+    assert_ne!(good, bad);
+    let (out, outcome) = run_tools(StreamApi::OpenaiResponses, &t, &[bad.as_bytes()]);
+    assert_eq!(outcome.blocked, Some("TOOL_ARGS_DENIED"));
+    assert!(!String::from_utf8_lossy(&out).contains("MARKER"));
+    assert_eq!(
+        run_tools(StreamApi::OpenaiResponses, &t, &[good.as_bytes()]).0,
+        good.as_bytes()
+    );
+}
