@@ -35,6 +35,7 @@ pub struct Level {
     max_prompt_chars: Option<u64>,
     max_prompt_tokens: Option<u64>,
     max_messages: Option<u64>,
+    tools: Option<Arc<crate::agency::ToolPolicy>>,
     /// Per detector index: runs.
     detectors: Option<Vec<bool>>,
     actions: Vec<(String, Action)>,
@@ -237,7 +238,13 @@ impl Level {
             .as_ref()
             .map(|f| compile_flooding(f, &format!("{at}.flooding")))
             .transpose()?;
+        let tools = c
+            .tools
+            .as_ref()
+            .map(|t| crate::agency::ToolPolicy::compile(t, &format!("{at}.tools")).map(Arc::new))
+            .transpose()?;
         Ok(Level {
+            tools,
             name,
             endpoints,
             models: c.models.clone(),
@@ -434,6 +441,7 @@ impl Profile {
                 && l.max_prompt_chars.is_none()
                 && l.max_prompt_tokens.is_none()
                 && l.max_messages.is_none()
+                && l.tools.is_none()
                 && l.detectors.is_none()
                 && l.actions.is_empty()
                 && l.system_prompt.is_none()
@@ -500,6 +508,11 @@ impl Profile {
         self.last(|l| l.max_messages.as_ref()).copied()
     }
 
+    /// The tool policy, when the profile has one.
+    pub fn tools(&self) -> Option<Arc<crate::agency::ToolPolicy>> {
+        self.last(|l| l.tools.as_ref()).cloned()
+    }
+
     pub fn system_prompt(&self) -> Option<SystemPrompt> {
         self.last(|l| l.system_prompt.as_ref()).copied()
     }
@@ -545,5 +558,36 @@ impl Profile {
             f.action = a;
         }
         f.action != Action::Allow && self.shadowed(&[f.kind, f.rule_id.as_str(), detector_id])
+    }
+}
+
+/// What the response is checked against for system prompt leakage (LLM07).
+pub struct LeakCheck {
+    /// The canary token added to the request's system prompt.
+    pub canary: Option<String>,
+    /// The request's system prompt as word n-grams.
+    pub index: Option<crate::detect::leak::PromptIndex>,
+    pub threshold: f32,
+    pub run_words: usize,
+    pub action: Action,
+}
+
+impl LeakCheck {
+    /// The kind of leak `text` (a whole answer) shows, if any.
+    pub fn check(&self, text: &str) -> Option<&'static str> {
+        if let Some(token) = &self.canary {
+            if crate::detect::leak::find_canary(text, token).is_some() {
+                return Some("CANARY_LEAK");
+            }
+        }
+        let index = self.index.as_ref()?;
+        self.leaked(crate::detect::leak::overlap(index, text))
+    }
+
+    /// Whether an overlap with the system prompt is a leak.
+    pub fn leaked(&self, o: crate::detect::leak::Overlap) -> Option<&'static str> {
+        let by_share = self.threshold > 0.0 && o.coverage >= self.threshold;
+        let by_run = self.run_words > 0 && o.longest_run >= self.run_words;
+        (by_share || by_run).then_some("SYSTEM_PROMPT_LEAK")
     }
 }

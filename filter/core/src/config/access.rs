@@ -58,6 +58,9 @@ pub struct ProfileConfig {
     /// The most messages (`messages`, or `input` items of the Responses API).
     #[serde(default)]
     pub max_messages: Option<u64>,
+    /// Tools: which the model may be offered and may call, with what arguments (OWASP LLM06).
+    #[serde(default)]
+    pub tools: Option<crate::agency::ToolsConfig>,
     /// Detectors that apply (their `id`s); absent: every detector.
     #[serde(default)]
     pub detectors: Option<Vec<String>>,

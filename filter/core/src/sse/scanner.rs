@@ -82,6 +82,11 @@ pub struct StreamOutcome {
     pub findings: Vec<StreamFinding>,
     /// The tool call the tool policy refused (then `blocked` is its kind).
     pub tool_violation: Option<ToolViolation>,
+    /// Decisions the request's profile only records (shadow mode): the
+    /// finding's type or check's kind, and what would have been done.
+    pub shadowed: Vec<(&'static str, Action)>,
+    /// A system prompt leak (`CANARY_LEAK`, `SYSTEM_PROMPT_LEAK`) and what it got.
+    pub leak: Option<(&'static str, Action)>,
 }
 
 /// Most findings a stream's outcome keeps (for its trace).
@@ -297,7 +302,18 @@ pub struct StreamScanner {
     /// Counts the streamed text's tokens for a stream without usage.
     counter: Option<crate::tokens::Counter>,
     /// Which tools the model may call, with what arguments.
-    tools: Option<Rc<ToolPolicy>>,
+    tools: Option<std::sync::Arc<ToolPolicy>>,
+    /// Tool violations are recorded, not enforced (shadow mode).
+    shadow_tools: bool,
+    /// The request's access profile: detectors, action overrides, shadow.
+    profile: Option<crate::access::Profile>,
+    /// System prompt leak checks, with the n-gram tracker of the released text.
+    leak: Option<(
+        Rc<crate::access::LeakCheck>,
+        Option<crate::detect::leak::LeakTracker>,
+    )>,
+    /// An answer that loops is ended: the tracker, `minWords`, `maxTopShare`.
+    loops: Option<(crate::detect::consumption::RepeatTracker, usize, f32)>,
 }
 
 impl StreamScanner {
@@ -337,12 +353,49 @@ impl StreamScanner {
             capture_left: 0,
             counter: None,
             tools: None,
+            shadow_tools: false,
+            profile: None,
+            leak: None,
+            loops: None,
         }
     }
 
     /// Check every complete tool call against `tools` before it goes out.
-    pub fn with_tools(mut self, tools: Rc<ToolPolicy>) -> Self {
-        self.tools = Some(tools);
+    pub fn with_tools(mut self, tools: impl Into<std::sync::Arc<ToolPolicy>>) -> Self {
+        self.tools = Some(tools.into());
+        self
+    }
+
+    /// Tool violations are only recorded in [`StreamOutcome::shadowed`].
+    pub fn with_shadow_tools(mut self, shadow: bool) -> Self {
+        self.shadow_tools = shadow;
+        self
+    }
+
+    /// Run the detectors of the request's access profile, with its action
+    /// overrides; findings it shadows are recorded, not acted on.
+    pub fn with_profile(mut self, profile: crate::access::Profile) -> Self {
+        self.detectors.retain(|i| profile.runs(*i));
+        self.profile = Some(profile);
+        self
+    }
+
+    /// Check the answer for the request's system prompt (canary, n-grams).
+    pub fn with_leak(mut self, leak: Rc<crate::access::LeakCheck>) -> Self {
+        let tracker = leak.index.as_ref().map(|i| i.tracker());
+        self.leak = Some((leak, tracker));
+        self
+    }
+
+    /// End an answer that loops: at least `min_words` words and one 4-gram
+    /// above `max_top_share` of them (or a periodic run, see
+    /// [`crate::detect::consumption::RepeatTracker::looping`]).
+    pub fn with_loop_check(mut self, min_words: usize, max_top_share: f32) -> Self {
+        self.loops = Some((
+            crate::detect::consumption::RepeatTracker::new(),
+            min_words,
+            max_top_share,
+        ));
         self
     }
 
@@ -576,6 +629,30 @@ impl StreamScanner {
             self.fail(out, "BUDGET", StreamErrorKind::Budget, &msg);
             return;
         }
+        if self
+            .loops
+            .as_ref()
+            .is_some_and(|(t, words, share)| t.looping(*words, *share))
+        {
+            if self
+                .profile
+                .as_ref()
+                .is_some_and(|p| p.shadowed(&["OUTPUT_LOOP"]))
+            {
+                if !self
+                    .outcome
+                    .shadowed
+                    .contains(&("OUTPUT_LOOP", Action::Block))
+                {
+                    self.outcome.shadowed.push(("OUTPUT_LOOP", Action::Block));
+                }
+                self.loops = None;
+            } else {
+                let msg = "the answer repeats itself (output loop): ended";
+                self.fail(out, "OUTPUT_LOOP", StreamErrorKind::Budget, msg);
+                return;
+            }
+        }
         if self.keys.len() > MAX_KEYS {
             let msg = format!("the upstream stream opened more than {MAX_KEYS} text streams");
             self.fail(out, "BAD_STREAM", StreamErrorKind::BadStream, &msg);
@@ -668,11 +745,25 @@ impl StreamScanner {
         Ok(())
     }
 
-    fn tool_blocked(&mut self, out: &mut Vec<u8>, v: ToolViolation) {
+    /// A tool call broke the policy: the stream ends (`false`), or in
+    /// shadow mode the violation is recorded and the call goes out (`true`).
+    fn tool_blocked(&mut self, out: &mut Vec<u8>, v: ToolViolation) -> bool {
         let msg = format!("tool call blocked by policy: {} ({})", v.kind, v.tool);
         let kind = v.kind;
+        let shadow = self.shadow_tools
+            || self
+                .profile
+                .as_ref()
+                .is_some_and(|p| p.shadowed(&[kind, v.tool.as_str()]));
         self.outcome.tool_violation = Some(v);
+        if shadow {
+            if self.outcome.shadowed.len() < 32 {
+                self.outcome.shadowed.push((kind, Action::Block));
+            }
+            return true;
+        }
         self.fail(out, kind, StreamErrorKind::Policy, &msg);
+        false
     }
 
     fn append(&mut self, key: StreamKey, tool: bool, text: &str, q: &mut Queued) -> usize {
@@ -687,6 +778,11 @@ impl StreamScanner {
         self.text_bytes += text.len() as u64;
         if let Some(c) = self.counter.as_mut() {
             c.push(text);
+        }
+        if !tool {
+            if let Some((t, _, _)) = self.loops.as_mut() {
+                t.push(text);
+            }
         }
         if let Some(cap) = self.captured.as_mut() {
             while cap.len() <= i && cap.len() <= MAX_KEYS {
@@ -710,29 +806,88 @@ impl StreamScanner {
     }
 
     /// Findings of the response detectors in `text` (patterns only).
-    fn detect(&self, text: &str) -> Vec<Finding> {
+    fn detect(&mut self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();
         if self.detectors.is_empty() {
             return found;
         }
         let view = ScanText::new(text);
-        for d in self
-            .detectors
-            .iter()
-            .filter_map(|i| self.policy.detectors.get(*i))
-        {
+        for i in &self.detectors {
+            let Some(d) = self.policy.detectors.get(*i) else {
+                continue;
+            };
+            let first = found.len();
             d.scan_stream(&view, Channel::Assistant, &mut found);
+            let Some(p) = self.profile.as_ref() else {
+                continue;
+            };
+            let id = self.policy.detector_ids.get(*i).map_or("", String::as_str);
+            let mut kept = found.split_off(first);
+            kept.retain_mut(|f| {
+                if p.adjust(id, f) {
+                    let entry = (f.kind, f.action);
+                    if !self.outcome.shadowed.contains(&entry) && self.outcome.shadowed.len() < 32 {
+                        self.outcome.shadowed.push(entry);
+                    }
+                    return false;
+                }
+                f.action != Action::Allow
+            });
+            found.extend(kept);
         }
         found.sort_by_key(|f| (f.start, f.end));
         found
+    }
+
+    /// The leak checks on key `i`'s newly decided text `decided` (its
+    /// window is `window`); `false` when the stream was ended.
+    fn check_leak(&mut self, window: &str, decided: &str, out: &mut Vec<u8>) -> bool {
+        let Some((leak, tracker)) = self.leak.as_mut() else {
+            return true;
+        };
+        if self.outcome.leak.is_some() {
+            return true;
+        }
+        let mut kind = None;
+        if let Some(token) = &leak.canary {
+            if crate::detect::leak::find_canary(window, token).is_some() {
+                kind = Some("CANARY_LEAK");
+            }
+        }
+        if let (Some(index), Some(t)) = (leak.index.as_ref(), tracker.as_mut()) {
+            t.push(index, decided);
+            if kind.is_none() {
+                kind = leak.leaked(t.overlap(index));
+            }
+        }
+        let Some(kind) = kind else {
+            return true;
+        };
+        let action = leak.action;
+        if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
+            self.outcome.shadowed.push((kind, action));
+            self.outcome.leak = Some((kind, Action::Allow));
+            return true;
+        }
+        self.outcome.leak = Some((kind, action));
+        if action == Action::Block {
+            self.block(out, kind);
+            return false;
+        }
+        let entry = format!("{kind}:access.{}", kind.to_ascii_lowercase());
+        if !self.outcome.flagged.contains(&entry) {
+            self.outcome.flagged.push(entry);
+        }
+        true
     }
 
     /// Decide key `i` as far as it can be; `false` when the stream was ended.
     fn decide(&mut self, i: usize, out: &mut Vec<u8>) -> bool {
         if self.keys.get(i).is_some_and(|k| k.tool && k.ended) {
             if let Err(v) = self.check_tool(i) {
-                self.tool_blocked(out, v);
-                return false;
+                if !self.tool_blocked(out, v) {
+                    return false;
+                }
             }
         }
         let Some(k) = self.keys.get(i) else {
@@ -807,8 +962,12 @@ impl StreamScanner {
                 Action::Allow | Action::Block => {}
             }
         }
-        // Placeholders of the request, put back where no redaction is.
         let decided_text = window.get(d..rp).unwrap_or_default();
+        let is_tool = self.keys.get(i).is_some_and(|k| k.tool);
+        if !is_tool && !self.check_leak(&window, decided_text, out) {
+            return false;
+        }
+        // Placeholders of the request, put back where no redaction is.
         for (s, e, value) in self.restore.placeholders(decided_text) {
             let (s, e) = (wstart + d + s, wstart + d + e);
             if edits.iter().any(|x| x.start < e && s < x.end) {
@@ -941,8 +1100,9 @@ impl StreamScanner {
                         policy.check_call(name, snap)
                     };
                     if let Err(v) = checked {
-                        self.tool_blocked(out, v);
-                        return None;
+                        if !self.tool_blocked(out, v) {
+                            return None;
+                        }
                     }
                 }
             }

@@ -51,7 +51,11 @@ fn chat(model: &str, text: &str) -> serde_json::Value {
 
 /// Headers and body; the flow (for a response afterwards).
 fn send(h: &mut FakeHost) -> RequestFlow {
-    let mut flow = RequestFlow::new(policy(ACCESS));
+    send_with(ACCESS, h)
+}
+
+fn send_with(json: &str, h: &mut FakeHost) -> RequestFlow {
+    let mut flow = RequestFlow::new(policy(json));
     if flow.on_request_headers(h, false) == Next::Pause && !h.replies.is_empty() {
         return flow;
     }
@@ -463,4 +467,261 @@ fn flooding_prompts_are_refused_or_flagged() {
             .first()
             .map(|r| String::from_utf8_lossy(&r.body).to_string())
     );
+}
+
+const TOOLS: &str = r#"{"schemaVersion":1,"exposeFindings":true,
+  "access":{"default":{"tools":{"allow":["get_weather","run_shell"],"onDisallowed":"drop",
+      "rules":{"run_shell":{"denyPresets":["destructiveShell"]}}},
+      "systemPrompt":{"canary":true,"leakThreshold":0,"leakRunWords":0,"action":"block"},
+      "flooding":{"minWords":40,"outputLoops":true}},
+    "tenants":{"strict":{"tools":{"allow":["get_weather"],"onDisallowed":"refuse"}},
+               "trial":{"shadow":true}}}}"#;
+
+fn tool_def(name: &str) -> serde_json::Value {
+    serde_json::json!({"type":"function","function":{"name":name,"parameters":{"type":"object"}}})
+}
+
+fn with_tools(names: &[&str], stream: bool) -> serde_json::Value {
+    serde_json::json!({"model":"gpt-4o","max_tokens":10,"stream":stream,
+        "messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"hi"}],
+        "tools": names.iter().map(|n| tool_def(n)).collect::<Vec<_>>()})
+}
+
+/// Send `body`, then stream `events` (SSE data lines) back; the client's bytes.
+fn stream_back(
+    tenant: &str,
+    body: &serde_json::Value,
+    events: &[String],
+) -> (FakeHost, String, RequestFlow) {
+    let mut h = req("/v1/chat/completions", tenant, None, body);
+    let mut flow = RequestFlow::new(policy(TOOLS));
+    flow.on_request_headers(&mut h, false);
+    let size = h.request_body.len();
+    flow.on_request_body(&mut h, size, true);
+    h.response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
+    flow.on_response_headers(&mut h, false);
+    let mut client = String::new();
+    let n = events.len();
+    for (i, e) in events.iter().enumerate() {
+        h.response_body = format!("data: {e}\n\n").into_bytes();
+        let len = h.response_body.len();
+        flow.on_response_body(&mut h, len, i + 1 == n);
+        client.push_str(&String::from_utf8_lossy(&h.response_body));
+    }
+    (h, client, flow)
+}
+
+fn tool_call_events(name: &str, args: &str) -> Vec<String> {
+    let mut ev = vec![serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":name,"arguments":""}}]}}]}).to_string()];
+    for piece in args.as_bytes().chunks(5) {
+        let p = String::from_utf8_lossy(piece).to_string();
+        ev.push(serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":p}}]}}]}).to_string());
+    }
+    ev.push(serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}).to_string());
+    ev.push("[DONE]".to_string());
+    ev
+}
+
+fn text_events(text: &str) -> Vec<String> {
+    let mut ev: Vec<String> = text
+        .as_bytes()
+        .chunks(7)
+        .map(|c| serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":String::from_utf8_lossy(c)}}]}).to_string())
+        .collect();
+    ev.push(serde_json::json!({"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}).to_string());
+    ev.push("[DONE]".to_string());
+    ev
+}
+
+#[test]
+fn tool_definitions_outside_the_allowlist_are_dropped_or_refused() {
+    let mut h = req(
+        "/v1/chat/completions",
+        "other",
+        None,
+        &with_tools(&["get_weather", "delete_repo"], false),
+    );
+    let flow = send_with(TOOLS, &mut h);
+    assert!(h.replies.is_empty());
+    let names: Vec<String> = sent(&h)["tools"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["function"]["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, vec!["get_weather".to_string()]);
+    assert!(flow.trace().access.contains(&"TOOLS:drop:1".to_string()));
+    assert_eq!(h.counter("tollgate.access_rewrites.kind.tools"), 1);
+    // strict refuses the request instead.
+    let mut h = req(
+        "/v1/chat/completions",
+        "strict",
+        None,
+        &with_tools(&["get_weather", "run_shell"], false),
+    );
+    send_with(TOOLS, &mut h);
+    let (status, j) = error(&h);
+    assert_eq!(status, 403);
+    assert!(j["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("run_shell"));
+    // The trial tenant only records it.
+    let body = with_tools(&["get_weather", "delete_repo"], false);
+    let mut h = req("/v1/chat/completions", "trial", None, &body);
+    send_with(TOOLS, &mut h);
+    assert_eq!(h.request_body, body.to_string().into_bytes());
+    assert!(h
+        .request_header(SHADOW_HEADER)
+        .unwrap_or_default()
+        .contains("TOOL_NOT_ALLOWED:drop"));
+}
+
+#[test]
+fn streamed_tool_calls_outside_the_policy_end_the_stream_before_any_byte_of_them() {
+    let body = with_tools(&["get_weather", "run_shell"], true);
+    let (h, client, _) = stream_back(
+        "other",
+        &body,
+        &tool_call_events("run_shell", r#"{"cmd":"rm -rf / --no-preserve-root"}"#),
+    );
+    assert!(
+        !client.contains("tool_calls") && !client.contains("rm -rf"),
+        "{client}"
+    );
+    assert!(client.contains("\"error\""), "{client}");
+    assert_eq!(
+        h.counter("tollgate.responses_blocked.reason.tool_args_denied"),
+        1
+    );
+    // An allowed call with harmless arguments passes.
+    let (_, client, _) = stream_back(
+        "other",
+        &body,
+        &tool_call_events("run_shell", r#"{"cmd":"ls -la"}"#),
+    );
+    assert!(
+        client.contains("run_shell") && !client.contains("\"error\"") && client.contains("[DONE]")
+    );
+    // A tool the tenant's list lacks.
+    let (_, client, _) = stream_back(
+        "strict",
+        &with_tools(&["get_weather"], true),
+        &tool_call_events("run_shell", r#"{"cmd":"ls"}"#),
+    );
+    assert!(!client.contains("tool_calls"), "{client}");
+    // Shadow: the same call goes out, recorded.
+    let (h, client, flow) = stream_back(
+        "trial",
+        &body,
+        &tool_call_events("run_shell", r#"{"cmd":"rm -rf /"}"#),
+    );
+    assert!(
+        !client.contains("\"error\"") && client.contains("[DONE]"),
+        "shadow mode does not enforce"
+    );
+    assert!(flow
+        .trace()
+        .shadow
+        .contains(&"TOOL_ARGS_DENIED:block".to_string()));
+    assert_eq!(
+        h.counter("tollgate.shadow_decisions.reason.tool_args_denied"),
+        1
+    );
+}
+
+#[test]
+fn json_tool_calls_outside_the_policy_get_502() {
+    let body = with_tools(&["get_weather"], false);
+    let mut h = req("/v1/chat/completions", "strict", None, &body);
+    let mut flow = RequestFlow::new(policy(TOOLS));
+    flow.on_request_headers(&mut h, false);
+    let size = h.request_body.len();
+    flow.on_request_body(&mut h, size, true);
+    let resp = serde_json::json!({"id":"r","choices":[{"index":0,"message":{"role":"assistant","content":null,
+        "tool_calls":[{"id":"c1","type":"function","function":{"name":"run_shell","arguments":"{\"cmd\":\"ls\"}"}}]}}]}).to_string();
+    h.response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    h.response_body = resp.clone().into_bytes();
+    flow.on_response_headers(&mut h, false);
+    flow.on_response_body(&mut h, resp.len(), true);
+    assert_eq!(h.response_header(":status").as_deref(), Some("502"));
+    assert!(!String::from_utf8_lossy(&h.response_body).contains("run_shell"));
+    assert_eq!(
+        flow.trace().block_reason.as_deref(),
+        Some("TOOL_NOT_ALLOWED")
+    );
+}
+
+#[test]
+fn a_streamed_canary_leak_and_an_output_loop_end_the_stream() {
+    let body = with_tools(&[], true);
+    let mut h = req("/v1/chat/completions", "other", None, &body);
+    let mut flow = RequestFlow::new(policy(TOOLS));
+    flow.on_request_headers(&mut h, false);
+    let size = h.request_body.len();
+    flow.on_request_body(&mut h, size, true);
+    let sys = sent(&h)["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let token = sys
+        .split_whitespace()
+        .find(|w| w.starts_with("tgc-"))
+        .unwrap_or_default()
+        .trim_end_matches(':')
+        .to_string();
+    assert!(token.len() > 8, "{sys}");
+    let (h, client, _) = stream_back_with(
+        &mut h,
+        &mut flow,
+        &text_events(&format!("Sure: my marker is {token} ok")),
+    );
+    assert!(!client.contains(&token), "{client}");
+    assert_eq!(
+        h.counter("tollgate.responses_blocked.reason.canary_leak"),
+        1
+    );
+    // A model stuck in a loop.
+    let looped = "I am sorry, I cannot do that. ".repeat(40);
+    let (h, client, _) = stream_back("other", &with_tools(&[], true), &text_events(&looped));
+    assert!(client.contains("output loop"), "{client}");
+    assert_eq!(
+        h.counter("tollgate.responses_blocked.reason.output_loop"),
+        1
+    );
+    let (_, client, _) = stream_back(
+        "other",
+        &with_tools(&[], true),
+        &text_events("Paris is the capital of France."),
+    );
+    assert!(client.contains("[DONE]"));
+}
+
+fn stream_back_with(
+    h: &mut FakeHost,
+    flow: &mut RequestFlow,
+    events: &[String],
+) -> (FakeHost, String, ()) {
+    h.response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
+    flow.on_response_headers(h, false);
+    let mut client = String::new();
+    let n = events.len();
+    for (i, e) in events.iter().enumerate() {
+        h.response_body = format!("data: {e}\n\n").into_bytes();
+        let len = h.response_body.len();
+        flow.on_response_body(h, len, i + 1 == n);
+        client.push_str(&String::from_utf8_lossy(&h.response_body));
+    }
+    (std::mem::replace(h, FakeHost::new(&[])), client, ())
 }

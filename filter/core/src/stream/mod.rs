@@ -6,7 +6,7 @@
 //! forward (maybe rewritten or flagged) or answer locally. After a local reply
 //! the flow never resumes.
 
-use crate::access::{Profile, Violation};
+use crate::access::{LeakCheck, Profile, Violation};
 use crate::api::{ApiKind, Direction};
 use crate::config::{FailureMode, LimitKind};
 use crate::config::{MalformedJson, Policy};
@@ -121,37 +121,6 @@ pub struct RequestFlow {
     access_flags: Vec<&'static str>,
     /// The response checks of the caller's profile: system prompt leakage.
     leak: Option<Rc<LeakCheck>>,
-}
-
-/// What the response is checked against for system prompt leakage (LLM07).
-pub struct LeakCheck {
-    /// The canary token added to the request's system prompt.
-    pub canary: Option<String>,
-    /// The request's system prompt as word n-grams.
-    pub index: Option<crate::detect::leak::PromptIndex>,
-    pub threshold: f32,
-    pub run_words: usize,
-    pub action: Action,
-}
-
-impl LeakCheck {
-    /// The kind of leak `text` (a whole answer) shows, if any.
-    pub fn check(&self, text: &str) -> Option<&'static str> {
-        if let Some(token) = &self.canary {
-            if crate::detect::leak::find_canary(text, token).is_some() {
-                return Some("CANARY_LEAK");
-            }
-        }
-        let index = self.index.as_ref()?;
-        self.leaked(crate::detect::leak::overlap(index, text))
-    }
-
-    /// Whether an overlap with the system prompt is a leak.
-    pub fn leaked(&self, o: crate::detect::leak::Overlap) -> Option<&'static str> {
-        let by_share = self.threshold > 0.0 && o.coverage >= self.threshold;
-        let by_run = self.run_words > 0 && o.longest_run >= self.run_words;
-        (by_share || by_run).then_some("SYSTEM_PROMPT_LEAK")
-    }
 }
 
 /// The rate-limit check of one request.
@@ -379,6 +348,9 @@ impl RequestFlow {
         }
         let wanted = !self.pseudonyms.is_empty()
             || self.leak.is_some()
+            || self.profile.as_ref().is_some_and(|p| {
+                p.tools().is_some() || p.flooding().is_some_and(|f| f.output_loops)
+            })
             || self.policy.scans_responses()
             || self.strip_usage
             || self.needs_usage();
@@ -411,6 +383,18 @@ impl RequestFlow {
                     .with_model(self.trace.model_requested.as_deref().unwrap_or_default());
             if let Some(max) = self.content_max() {
                 scanner = scanner.with_capture(max);
+            }
+            if let Some(p) = self.profile.clone() {
+                if let Some(t) = p.tools() {
+                    scanner = scanner.with_tools(t);
+                }
+                if let Some(f) = p.flooding().filter(|f| f.output_loops) {
+                    scanner = scanner.with_loop_check(f.min_words, f.max_top_share);
+                }
+                scanner = scanner.with_profile(p);
+            }
+            if let Some(leak) = self.leak.clone() {
+                scanner = scanner.with_leak(leak);
             }
             if let Some((tokens, name)) = self.output_allowance() {
                 // The scanner estimates tokens as 4 bytes of text, like the reservation.
@@ -549,6 +533,21 @@ impl RequestFlow {
         for f in &outcome.findings {
             self.trace
                 .finding(now, "response", &format!("stream[{}]", f.key), &f.finding);
+        }
+        for (kind, action) in &outcome.shadowed {
+            let rule = format!("stream.{}", kind.to_ascii_lowercase());
+            self.record_shadow(host, kind, action.as_str(), &rule);
+        }
+        if let Some((kind, action)) = outcome.leak.filter(|(_, a)| *a == Action::Flag) {
+            self.trace
+                .access
+                .push(format!("{kind}:{}", action.as_str()));
+            let rule = format!("access.{}", kind.to_ascii_lowercase());
+            let ev = AuditEvent::new("response_leak")
+                .reason(kind)
+                .finding(kind, &rule)
+                .detail("action", action.as_str());
+            self.audit(host, ev);
         }
         if outcome.rewritten {
             self.trace.response_action.get_or_insert(Action::Redact);
@@ -1267,8 +1266,35 @@ impl RequestFlow {
     /// The profile's checks of a whole JSON answer: system prompt leakage.
     /// `Some(kind)` when the answer must be refused.
     fn access_response(&mut self, host: &mut dyn Host, body: &[u8]) -> Option<&'static str> {
-        let leak = self.leak.clone()?;
+        let tools = self.profile.as_ref().and_then(Profile::tools);
+        if self.leak.is_none() && tools.is_none() {
+            return None;
+        }
         let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        if let Some(t) = tools {
+            if let Err(v) = t.check_response(self.api, &value) {
+                let rule = format!("tools.{}", v.rule);
+                let shadow = self
+                    .profile
+                    .as_ref()
+                    .is_some_and(|p| p.shadowed(&[v.kind, v.tool.as_str()]));
+                if shadow {
+                    self.record_shadow(host, v.kind, "block", &rule);
+                } else {
+                    self.trace.response_action = Some(Action::Block);
+                    self.trace.block_reason = Some(v.kind.to_string());
+                    let ev = AuditEvent::new("response_blocked")
+                        .reason(v.kind)
+                        .status(502)
+                        .finding(v.kind, &rule)
+                        .detail("tool", v.tool.clone())
+                        .detail("detail", v.detail.clone());
+                    self.audit(host, ev);
+                    return Some(v.kind);
+                }
+            }
+        }
+        let leak = self.leak.clone()?;
         let scan_unknown = self.policy.unknown_json == crate::config::UnknownJson::ScanStrings;
         let segs = crate::api::extract(self.api, Direction::Response, &value, scan_unknown);
         let text: Vec<&str> = segs.iter().map(|s| s.text.as_str()).collect();
@@ -1465,6 +1491,51 @@ impl RequestFlow {
                     run_words: sp.leak_run_words,
                     action: sp.action,
                 }));
+            }
+        }
+        if let Some(tp) = profile.tools() {
+            if parsed(&mut value) {
+                let shadow = profile.shadowed(&["TOOL_NOT_ALLOWED"]);
+                let mut copy = if shadow { value.clone() } else { None };
+                let target = if shadow {
+                    copy.as_mut()
+                } else {
+                    value.as_mut()
+                };
+                let r = target
+                    .map(|v| tp.filter_request(self.api, v))
+                    .unwrap_or_default();
+                if !r.refused.is_empty() {
+                    let shown: Vec<String> = r
+                        .refused
+                        .iter()
+                        .map(|n| n.chars().take(64).collect())
+                        .collect();
+                    let v = Violation {
+                        kind: "TOOL_NOT_ALLOWED",
+                        message: format!("tools not allowed for the caller: {}", shown.join(", ")),
+                    };
+                    if self.access_denied(host, v, RefusalReason::Forbidden) {
+                        return Err(());
+                    }
+                } else if r.changed && shadow {
+                    self.record_shadow(host, "TOOL_NOT_ALLOWED", "drop", "access.tools");
+                } else if r.changed {
+                    changed = true;
+                    host.count(Metric::AccessRewrites("tools"), 1);
+                    self.trace
+                        .access
+                        .push(format!("TOOLS:drop:{}", r.dropped.len()));
+                    let names: Vec<String> = r
+                        .dropped
+                        .iter()
+                        .map(|n| n.chars().take(64).collect())
+                        .collect();
+                    let ev = AuditEvent::new("tools_dropped")
+                        .reason("TOOL_NOT_ALLOWED")
+                        .detail("tools", names.join(","));
+                    self.audit(host, ev);
+                }
             }
         }
         if let Some((cap, mode)) = profile.max_tokens() {

@@ -744,14 +744,14 @@ fn a_json_answer_is_rewritten() {
 
 // --- tool policy (agency) -----------------------------------------------------------------
 
-fn tools(v: serde_json::Value) -> Rc<ToolPolicy> {
+fn tools(v: serde_json::Value) -> std::sync::Arc<ToolPolicy> {
     let c: crate::agency::ToolsConfig = serde_json::from_value(v).unwrap();
-    Rc::new(ToolPolicy::compile(&c, "tools").unwrap())
+    std::sync::Arc::new(ToolPolicy::compile(&c, "tools").unwrap())
 }
 
 /// The tool policy the tests use: `get_weather` (a city, URLs only to
 /// `api.weather.example`) and `run_shell` (destructive commands denied).
-fn weather_tools() -> Rc<ToolPolicy> {
+fn weather_tools() -> std::sync::Arc<ToolPolicy> {
     tools(json!({
         "allow": ["get_weather", "run_*"],
         "rules": {
@@ -765,7 +765,11 @@ fn weather_tools() -> Rc<ToolPolicy> {
     }))
 }
 
-fn run_tools(api: StreamApi, t: &Rc<ToolPolicy>, chunks: &[&[u8]]) -> (Vec<u8>, StreamOutcome) {
+fn run_tools(
+    api: StreamApi,
+    t: &std::sync::Arc<ToolPolicy>,
+    chunks: &[&[u8]],
+) -> (Vec<u8>, StreamOutcome) {
     thread_local! {
         static POLICY: Rc<Policy> = default_policy();
     }
