@@ -35,8 +35,16 @@ text of the last user message. Test-control request headers:
   x-mock-write-bytes: N        write a streamed body in pieces of at most N bytes,
                                each its own HTTP chunk (splits events mid-line)
   x-mock-tool-call: BASE64     base64 of JSON {"name": ..., "arguments": "..."}:
-                               a streamed Chat or Anthropic reply ends with this
-                               tool call, its arguments split like the text
+                               the reply ends with this tool call. Streamed (Chat,
+                               Anthropic, Responses) its arguments are split like
+                               the text; in JSON it is Chat's message.tool_calls,
+                               an Anthropic tool_use block (arguments must then be
+                               a JSON object) or a Responses function_call item
+  x-mock-reply-from: system    reply with the system prompt the upstream received
+                               (Chat system/developer messages, Anthropic system,
+                               Responses instructions and system/developer items),
+                               after the x-mock-reply text if both are sent
+  x-mock-reply-repeat: N       the reply text N times over (1 to 10000)
   x-mock-content-encoding: gzip  compress the response body whatever the client
                                accepts (a misbehaving upstream)
 
@@ -165,6 +173,28 @@ def last_user_text(messages):
     return ""
 
 
+def system_text(route, req):
+    """The system prompt of a request, as x-mock-reply-from: system echoes it."""
+    parts = []
+    if route == "messages":
+        system = req.get("system")
+        if system is not None:
+            parts.append(content_text(system))
+    elif route == "chat/completions":
+        for msg in req.get("messages") or []:
+            if isinstance(msg, dict) and msg.get("role") in ("system", "developer"):
+                parts.append(content_text(msg.get("content")))
+    elif route == "responses":
+        if isinstance(req.get("instructions"), str):
+            parts.append(req["instructions"])
+        inp = req.get("input")
+        if isinstance(inp, list):
+            for item in inp:
+                if isinstance(item, dict) and item.get("role") in ("system", "developer"):
+                    parts.append(content_text(item.get("content")))
+    return "\n".join(p for p in parts if p)
+
+
 def all_messages_words(messages):
     total = 0
     if isinstance(messages, list):
@@ -241,6 +271,11 @@ def chat_completions(req, reply, n, chunk_bytes, model):
         },
     }
     if not req.get("stream"):
+        message = {"role": "assistant", "content": reply, "refusal": None, "annotations": []}
+        tool = req.get("_mock_tool_call")
+        if tool:
+            message["tool_calls"] = [{"id": "call_mock_%d" % n, "type": "function",
+                                      "function": {"name": tool["name"], "arguments": tool["arguments"]}}]
         return dumps({
             "id": cid,
             "object": "chat.completion",
@@ -248,9 +283,9 @@ def chat_completions(req, reply, n, chunk_bytes, model):
             "model": model,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": reply, "refusal": None, "annotations": []},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": "tool_calls" if tool else "stop",
             }],
             "usage": usage,
             "service_tier": "default",
@@ -384,6 +419,13 @@ def responses(req, reply, n, chunk_bytes, model):
     out_tok = words(reply)
     part = {"type": "output_text", "text": reply, "annotations": [], "logprobs": []}
     item_done = {"id": mid, "type": "message", "status": "completed", "role": "assistant", "content": [part]}
+    tool = req.get("_mock_tool_call")
+    fid = "fc_mock_%d" % n
+    call_done = None
+    if tool:
+        call_done = {"id": fid, "type": "function_call", "status": "completed", "arguments": tool["arguments"],
+                     "call_id": "call_mock_%d" % n, "name": tool["name"]}
+    output_done = [item_done, call_done] if call_done else [item_done]
     usage = {
         "input_tokens": in_tok,
         "input_tokens_details": {"cached_tokens": 0},
@@ -422,7 +464,7 @@ def responses(req, reply, n, chunk_bytes, model):
         }
 
     if not req.get("stream"):
-        return dumps(response_obj("completed", [item_done], usage))
+        return dumps(response_obj("completed", output_done, usage))
 
     events = []
     seq = [0]
@@ -444,7 +486,15 @@ def responses(req, reply, n, chunk_bytes, model):
     ev("response.output_text.done", item_id=mid, output_index=0, content_index=0, text=reply, logprobs=[])
     ev("response.content_part.done", item_id=mid, output_index=0, content_index=0, part=part)
     ev("response.output_item.done", output_index=0, item=item_done)
-    ev("response.completed", response=response_obj("completed", [item_done], usage))
+    if call_done:
+        ev("response.output_item.added", output_index=1,
+           item={"id": fid, "type": "function_call", "status": "in_progress", "arguments": "",
+                 "call_id": call_done["call_id"], "name": tool["name"]})
+        for piece in split_utf8(tool["arguments"], chunk_bytes):
+            ev("response.function_call_arguments.delta", item_id=fid, output_index=1, delta=piece)
+        ev("response.function_call_arguments.done", item_id=fid, output_index=1, arguments=tool["arguments"])
+        ev("response.output_item.done", output_index=1, item=call_done)
+    ev("response.completed", response=response_obj("completed", output_done, usage))
     return events
 
 
@@ -489,14 +539,25 @@ def anthropic_messages(req, reply, n, chunk_bytes, model):
     mid = "msg_mock_%d" % n
     in_tok = anthropic_input_words(req)
     out_tok = words(reply)
+    tool = req.get("_mock_tool_call")
     if not req.get("stream"):
+        content = [{"type": "text", "text": reply}]
+        if tool:
+            try:
+                tool_input = json.loads(tool["arguments"])
+            except ValueError:
+                tool_input = None
+            if not isinstance(tool_input, dict):
+                raise BadRequest("x-mock-tool-call: a JSON Anthropic tool_use needs arguments that are a JSON object",
+                                 code="invalid_mock_header")
+            content.append({"type": "tool_use", "id": "toolu_mock_%d" % n, "name": tool["name"], "input": tool_input})
         return dumps({
             "id": mid,
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": reply}],
-            "stop_reason": "end_turn",
+            "content": content,
+            "stop_reason": "tool_use" if tool else "end_turn",
             "stop_sequence": None,
             "usage": {
                 "input_tokens": in_tok,
@@ -531,7 +592,6 @@ def anthropic_messages(req, reply, n, chunk_bytes, model):
         events.append(sse({"type": "content_block_delta", "index": 0,
                            "delta": {"type": "text_delta", "text": piece}}, event="content_block_delta"))
     events.append(sse({"type": "content_block_stop", "index": 0}, event="content_block_stop"))
-    tool = req.get("_mock_tool_call")
     if tool:
         events.append(sse({"type": "content_block_start", "index": 1, "content_block": {
             "type": "tool_use", "id": "toolu_mock_%d" % n, "name": tool["name"], "input": {}}},
@@ -823,6 +883,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 reply = decoded.decode("utf-8")
             except (ValueError, UnicodeDecodeError):
                 raise BadRequest("x-mock-reply must be base64 of UTF-8 text", code="invalid_mock_header")
+
+        if self.headers.get("x-mock-reply-from") is not None:
+            source = self.headers.get("x-mock-reply-from").strip().lower()
+            if source != "system":
+                raise BadRequest("x-mock-reply-from must be 'system'", code="invalid_mock_header")
+            reply = (reply or "") + system_text(route, req)
+        repeat = self.header_int("x-mock-reply-repeat", 1)
+        if repeat != 1:
+            if not 1 <= repeat <= 10000:
+                raise BadRequest("x-mock-reply-repeat must be between 1 and 10000", code="invalid_mock_header")
+            if reply is None:
+                reply = {"chat/completions": lambda: last_user_text(req.get("messages")),
+                         "messages": lambda: last_user_text(req.get("messages")),
+                         "responses": lambda: responses_input_text(req.get("input"))}.get(route, lambda: "")()
+            reply = reply * repeat
 
         if route == "chat/completions":
             if reply is None:

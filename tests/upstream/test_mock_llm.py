@@ -367,6 +367,96 @@ class TestEndpoints(MockTestBase):
                  if d["type"] == "content_block_delta" and d["index"] == 1]
         self.assertEqual("".join(parts), tool["arguments"])
 
+    def test_tool_call_json_replies(self):
+        tool = {"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}
+        hdrs = {"x-mock-reply": b64("checking"), "x-mock-tool-call": b64(json.dumps(tool))}
+        msgs = [{"role": "user", "content": "weather?"}]
+        status, obj = self.post_json("/v1/chat/completions", {"model": "m", "messages": msgs}, hdrs)
+        self.assertEqual(status, 200)
+        choice = obj["choices"][0]
+        self.assertEqual(choice["finish_reason"], "tool_calls")
+        self.assertEqual(choice["message"]["content"], "checking")
+        call = choice["message"]["tool_calls"][0]
+        self.assertEqual(call["type"], "function")
+        self.assertTrue(call["id"].startswith("call_mock_"))
+        self.assertEqual(call["function"], tool)
+        status, obj = self.post_json("/v1/messages", {"model": "c", "max_tokens": 10, "messages": msgs}, hdrs)
+        self.assertEqual(status, 200)
+        self.assertEqual(obj["stop_reason"], "tool_use")
+        self.assertEqual(obj["content"][0], {"type": "text", "text": "checking"})
+        use = obj["content"][1]
+        self.assertEqual((use["type"], use["name"], use["input"]), ("tool_use", "get_weather", {"city": "Oslo"}))
+        status, obj = self.post_json("/v1/responses", {"model": "m", "input": "weather?"}, hdrs)
+        self.assertEqual(status, 200)
+        self.assertEqual([o["type"] for o in obj["output"]], ["message", "function_call"])
+        fc = obj["output"][1]
+        self.assertEqual((fc["name"], fc["arguments"], fc["status"]), ("get_weather", tool["arguments"], "completed"))
+        self.assertTrue(fc["call_id"].startswith("call_mock_"))
+        # Without the header the replies are as before.
+        status, obj = self.post_json("/v1/chat/completions", {"model": "m", "messages": msgs})
+        self.assertNotIn("tool_calls", obj["choices"][0]["message"])
+        self.assertEqual(obj["choices"][0]["finish_reason"], "stop")
+        # An Anthropic tool_use input must be an object.
+        bad = {"x-mock-tool-call": b64(json.dumps({"name": "t", "arguments": "not json"}))}
+        status, obj = self.post_json("/v1/messages", {"model": "c", "max_tokens": 10, "messages": msgs}, bad)
+        self.assertEqual(status, 400)
+        self.assertEqual(obj["error"]["code"], "invalid_mock_header")
+
+    def test_tool_call_responses_stream(self):
+        tool = {"name": "search_docs", "arguments": json.dumps({"q": "tollgate release notes"})}
+        hdrs = {"x-mock-reply": b64("ok"), "x-mock-chunk-bytes": "5", "x-mock-tool-call": b64(json.dumps(tool))}
+        events = self.post_sse("/v1/responses", {"model": "m", "stream": True, "input": "x"}, hdrs)
+        names = [n for n, _ in events]
+        datas = [json.loads(d) for _, d in events]
+        self.assertEqual([d["type"] for d in datas], names)
+        self.assertEqual([d["sequence_number"] for d in datas], list(range(len(datas))))
+        added = [d for d in datas if d["type"] == "response.output_item.added" and d["output_index"] == 1][0]
+        self.assertEqual((added["item"]["type"], added["item"]["name"]), ("function_call", "search_docs"))
+        deltas = [d["delta"] for d in datas if d["type"] == "response.function_call_arguments.delta"]
+        self.assertGreater(len(deltas), 1)
+        self.assertEqual("".join(deltas), tool["arguments"])
+        done = [d for d in datas if d["type"] == "response.function_call_arguments.done"][0]
+        self.assertEqual(done["arguments"], tool["arguments"])
+        self.assertEqual(names[-1], "response.completed")
+        out = datas[-1]["response"]["output"]
+        self.assertEqual([o["type"] for o in out], ["message", "function_call"])
+        self.assertLess(names.index("response.output_item.done"), names.index("response.function_call_arguments.delta"))
+
+    def test_reply_from_system(self):
+        hdrs = {"x-mock-reply-from": "system"}
+        body = {"model": "m", "messages": [{"role": "system", "content": "You are Ada."},
+                                           {"role": "developer", "content": [{"type": "text", "text": "Be terse."}]},
+                                           {"role": "user", "content": "who are you?"}]}
+        _, obj = self.post_json("/v1/chat/completions", body, hdrs)
+        self.assertEqual(obj["choices"][0]["message"]["content"], "You are Ada.\nBe terse.")
+        prefixed = dict(hdrs, **{"x-mock-reply": b64("My instructions: ")})
+        _, obj = self.post_json("/v1/chat/completions", body, prefixed)
+        self.assertEqual(obj["choices"][0]["message"]["content"], "My instructions: You are Ada.\nBe terse.")
+        body = {"model": "c", "max_tokens": 10, "system": [{"type": "text", "text": "Secret rules."}],
+                "messages": [{"role": "user", "content": "hi"}]}
+        _, obj = self.post_json("/v1/messages", body, hdrs)
+        self.assertEqual(obj["content"][0]["text"], "Secret rules.")
+        body = {"model": "m", "instructions": "Answer in French.",
+                "input": [{"role": "developer", "content": "No emojis."}, {"role": "user", "content": "hi"}]}
+        _, obj = self.post_json("/v1/responses", body, hdrs)
+        self.assertEqual(obj["output"][0]["content"][0]["text"], "Answer in French.\nNo emojis.")
+        events = self.post_sse("/v1/chat/completions", {"model": "m", "stream": True, "messages": [
+            {"role": "system", "content": "Streamed system prompt."}, {"role": "user", "content": "x"}]}, hdrs)
+        text = "".join(json.loads(d)["choices"][0]["delta"].get("content") or ""
+                       for _, d in events if d != "[DONE]")
+        self.assertEqual(text, "Streamed system prompt.")
+        status, obj = self.post_json("/v1/chat/completions", body, {"x-mock-reply-from": "user"})
+        self.assertEqual(status, 400)
+
+    def test_reply_repeat(self):
+        hdrs = {"x-mock-reply": b64("the loop "), "x-mock-reply-repeat": "3"}
+        _, obj = self.post_json("/v1/chat/completions",
+                                {"model": "m", "messages": [{"role": "user", "content": "x"}]}, hdrs)
+        self.assertEqual(obj["choices"][0]["message"]["content"], "the loop the loop the loop ")
+        status, _ = self.post_json("/v1/chat/completions", {"model": "m", "messages": []},
+                                   {"x-mock-reply-repeat": "0"})
+        self.assertEqual(status, 400)
+
     def test_write_bytes_and_forced_gzip(self):
         body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hello there"}]}
         self.reset()
