@@ -83,6 +83,8 @@ struct Listener {
     name: String,
     placeholder: u16,
     rejected: Option<String>,
+    /// Left out (its policy neutered) because no selected case needs it.
+    unused: bool,
 }
 
 fn main() {
@@ -136,9 +138,10 @@ fn run(prefixes: &[String]) -> Result<bool> {
         cases.len() - to_run.len(),
         listeners
             .iter()
-            .map(|l| match &l.rejected {
-                None => l.name.clone(),
-                Some(_) => format!("{} (REJECTED by this build)", l.name),
+            .map(|l| match (&l.rejected, l.unused) {
+                (Some(_), _) => format!("{} (REJECTED by this build)", l.name),
+                (None, true) => format!("{} (not started: no selected case)", l.name),
+                (None, false) => l.name.clone(),
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -377,6 +380,7 @@ fn config_listeners() -> Result<Vec<Listener>> {
                     name: n.clone(),
                     placeholder: port,
                     rejected: None,
+                    unused: false,
                 });
                 name = None;
             }
@@ -503,6 +507,9 @@ fn runnable_config(listeners: &mut [Listener], wanted: &BTreeSet<String>) -> Res
         if let Some(l) = listeners.iter_mut().find(|l| l.name == name) {
             l.rejected = Some(why);
         }
+    }
+    for l in listeners.iter_mut() {
+        l.unused = !wanted.contains(&l.name);
     }
     let runs = |n: &str| {
         wanted.contains(n)
