@@ -44,6 +44,19 @@ pub fn wasm_lite_path() -> PathBuf {
 }
 
 /// A free loopback port (bound and released; good enough for tests).
+/// In an Envoy config: replaced by the sha256 of the full wasm module.
+pub const WASM_SHA256_PLACEHOLDER: &str = "@TOLLGATE_WASM_SHA256@";
+
+/// Hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
@@ -535,6 +548,12 @@ impl Envoy {
             more_listeners.push((placeholder, free_port()?));
         }
         let text = std::fs::read_to_string(root().join(config)).map_err(|e| e.to_string())?;
+        // A policy's `moduleSha256` is what a deployment pins; here, the module loaded.
+        let text = if text.contains(WASM_SHA256_PLACEHOLDER) {
+            text.replace(WASM_SHA256_PLACEHOLDER, &sha256_file(&wasm)?)
+        } else {
+            text
+        };
         let text = text
             .replace("port_value: 10000", &format!("port_value: {listener}"))
             .replace("port_value: 10001", &format!("port_value: {alt_listener}"))

@@ -570,6 +570,38 @@ pub struct LeakCheck {
     pub threshold: f32,
     pub run_words: usize,
     pub action: Action,
+    /// The Responses API echoes `instructions` in its answers: the value
+    /// before the canary was added, put back there so the client never
+    /// sees the canary (`Null` when the request had none).
+    pub instructions: Option<serde_json::Value>,
+}
+
+/// `value`'s `instructions` (at `value` or `value.response`) put back to
+/// `original` where it holds `token`; `true` when something changed.
+pub fn unecho_instructions(
+    value: &mut serde_json::Value,
+    token: &str,
+    original: &serde_json::Value,
+) -> bool {
+    let mut changed = false;
+    let holds = |v: &serde_json::Value| {
+        v.get("instructions")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| s.contains(token))
+    };
+    if let Some(inner) = value.get_mut("response").filter(|r| holds(r)) {
+        if let Some(o) = inner.as_object_mut() {
+            o.insert("instructions".into(), original.clone());
+            changed = true;
+        }
+    }
+    if holds(value) {
+        if let Some(o) = value.as_object_mut() {
+            o.insert("instructions".into(), original.clone());
+            changed = true;
+        }
+    }
+    changed
 }
 
 impl LeakCheck {

@@ -540,7 +540,22 @@ impl StreamScanner {
         self.keys.len() - 1
     }
 
-    fn on_event(&mut self, ev: SseEvent, out: &mut Vec<u8>) {
+    fn on_event(&mut self, mut ev: SseEvent, out: &mut Vec<u8>) {
+        if let Some((leak, _)) = self.leak.as_ref() {
+            if let (Some(token), Some(original)) = (&leak.canary, &leak.instructions) {
+                if ev.data.contains(token.as_str()) {
+                    // The Responses API echoes `instructions` in its
+                    // lifecycle events: the client gets them without the canary.
+                    if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&ev.data) {
+                        if crate::access::unecho_instructions(&mut v, token, original) {
+                            let data = v.to_string();
+                            ev.raw = with_data(&ev, &data);
+                            ev.data = data;
+                        }
+                    }
+                }
+            }
+        }
         let pieces = classify(self.api, &ev);
         if self.tools.is_some()
             && pieces

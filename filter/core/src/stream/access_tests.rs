@@ -725,3 +725,32 @@ fn stream_back_with(
     }
     (std::mem::replace(h, FakeHost::new(&[])), client, ())
 }
+
+#[test]
+fn the_responses_apis_echo_of_instructions_never_shows_the_canary() {
+    let body = serde_json::json!({"model":"gpt-4o","max_output_tokens":10,"instructions":"Be brief.","input":"hi"});
+    let mut h = req("/v1/responses", "other", None, &body);
+    let mut flow = RequestFlow::new(policy(TOOLS));
+    flow.on_request_headers(&mut h, false);
+    let size = h.request_body.len();
+    flow.on_request_body(&mut h, size, true);
+    let sent_instr = sent(&h)["instructions"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(sent_instr.starts_with("Be brief.") && sent_instr.contains("tgc-"));
+    let resp = serde_json::json!({"id":"resp_1","object":"response","instructions":sent_instr,
+        "output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Hello."}]}]})
+        .to_string();
+    h.response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "application/json".into()),
+    ];
+    h.response_body = resp.clone().into_bytes();
+    flow.on_response_headers(&mut h, false);
+    flow.on_response_body(&mut h, resp.len(), true);
+    let got: serde_json::Value = serde_json::from_slice(&h.response_body).unwrap_or_default();
+    assert_eq!(h.response_header(":status").as_deref(), Some("200"));
+    assert_eq!(got["instructions"], "Be brief.");
+    assert_eq!(got["output"][0]["content"][0]["text"], "Hello.");
+}

@@ -706,6 +706,9 @@ impl RequestFlow {
         if let Some(restored) = restore_body(&self.policy, self.api, current, &self.pseudonyms) {
             out = Some(restored);
         }
+        if let Some(unechoed) = self.unecho(out.as_deref().unwrap_or(&body)) {
+            out = Some(unechoed);
+        }
         if let Some(new_body) = out {
             host.count(Metric::ResponsesRewritten, 1);
             host.set_response_body(&new_body);
@@ -1302,6 +1305,21 @@ impl RequestFlow {
         self.response_leak(host, kind, leak.action)
     }
 
+    /// The answer without the canary in its echo of `instructions`
+    /// (Responses API); `None` when it has none.
+    fn unecho(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let leak = self.leak.as_ref()?;
+        let (token, original) = (leak.canary.as_ref()?, leak.instructions.as_ref()?);
+        let text = std::str::from_utf8(body).ok()?;
+        if !text.contains(token.as_str()) {
+            return None;
+        }
+        let mut v: serde_json::Value = serde_json::from_str(text).ok()?;
+        crate::access::unecho_instructions(&mut v, token, original)
+            .then(|| serde_json::to_vec(&v).ok())
+            .flatten()
+    }
+
     /// A leak found in the answer: refused (`Some`), flagged, or recorded in shadow mode.
     fn response_leak(
         &mut self,
@@ -1469,10 +1487,18 @@ impl RequestFlow {
                 .then(|| crate::detect::leak::PromptIndex::new(&system.join("\n"), sp.ngram))
                 .filter(|i| !i.is_empty());
             let mut canary = None;
+            let mut instructions = None;
             if sp.canary && parsed(&mut value) {
                 if profile.shadowed(&["CANARY"]) {
                     self.record_shadow(host, "CANARY", "insert", "access.canary");
                 } else if let Some(v) = value.as_mut() {
+                    if self.api == ApiKind::OpenaiResponses {
+                        instructions = Some(
+                            v.get("instructions")
+                                .cloned()
+                                .unwrap_or(serde_json::Value::Null),
+                        );
+                    }
                     let seed = host.now_micros().to_le_bytes();
                     let token = crate::detect::leak::canary_token(&seed, &self.request_id);
                     if crate::detect::leak::insert_canary(self.api, v, &token) {
@@ -1483,6 +1509,7 @@ impl RequestFlow {
                     }
                 }
             }
+            let instructions = instructions.filter(|_| canary.is_some());
             if index.is_some() || canary.is_some() {
                 self.leak = Some(Rc::new(LeakCheck {
                     canary,
@@ -1490,6 +1517,7 @@ impl RequestFlow {
                     threshold: sp.leak_threshold,
                     run_words: sp.leak_run_words,
                     action: sp.action,
+                    instructions,
                 }));
             }
         }
