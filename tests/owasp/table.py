@@ -75,6 +75,13 @@ def table(cases):
         total[3] += len(known)
         total[4] += len(skipped)
     rows.append("| all | | %d | %d | %d | %d | %d |" % tuple(total))
+    known = [c for c in cases if c.get("known") and not c.get("skip")]
+    if known:
+        rows.append("")
+        rows.append("Known failures (run and reported on every run; each passes again once its detector improves):")
+        rows.append("")
+        for c in sorted(known, key=lambda c: c["id"]):
+            rows.append("- %s %s: %s" % (c["id"], c.get("title", ""), c["known"]))
     return "\n".join(rows) + "\n"
 
 
