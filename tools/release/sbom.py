@@ -96,7 +96,10 @@ def main():
     ap.add_argument("--profile", default="wasm-release")
     args = ap.parse_args()
 
-    meta = json.loads(run(CARGO, "metadata", "--locked", "--format-version", "1", "--filter-platform", args.target))
+    # Without --filter-platform: build scripts run on the host, so their
+    # dependencies (sha2's cpufeatures for the model sums) are host crates that
+    # the wasm32 filter leaves out.
+    meta = json.loads(run(CARGO, "metadata", "--locked", "--format-version", "1"))
     by_key = {}
     for p in meta["packages"]:
         key = (p["name"], p["version"])

@@ -119,11 +119,12 @@ def main():
             check(props.get("tollgate:cargo:build-kind") == want,
                   f"{name} {version}: build-kind {props.get('tollgate:cargo:build-kind')!r}, cargo built it for {want}")
 
-    # The embedded model files: what rustc read for this build, under models/.
+    # The embedded model files: what the build read, under models/.
     with open(args.dep_info) as f:
         first = f.read().split("\n\n", 1)[0].replace("\\\n", " ")
     inputs = [os.path.normpath(p.replace("\\ ", " ")) for p in re.split(r"(?<!\\) +", first.partition(": ")[2].strip()) if p]
-    models = sorted(os.path.relpath(p, ROOT) for p in inputs if p.startswith(os.path.join(ROOT, "models") + os.sep))
+    # A file can be listed twice (rustc read it, and core's build script hashes it).
+    models = sorted({os.path.relpath(p, ROOT) for p in inputs if p.startswith(os.path.join(ROOT, "models") + os.sep)})
     check(len(models) > 0, "the build embeds model files")
     files = {c.get("name"): c for c in bom.get("components") or [] if str(c.get("bom-ref", "")).startswith("file:")}
     check(sorted(files) == models, f"model components {sorted(files)} vs the build's inputs under models/ {models}")
