@@ -763,21 +763,36 @@ fn the_responses_apis_streamed_echo_of_instructions_never_shows_the_canary() {
     flow.on_request_headers(&mut h, false);
     let size = h.request_body.len();
     flow.on_request_body(&mut h, size, true);
-    let sent_instr = sent(&h)["instructions"].as_str().unwrap_or_default().to_string();
+    let sent_instr = sent(&h)["instructions"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(sent_instr.contains("tgc-"));
-    h.response_headers = vec![(":status".into(), "200".into()), ("content-type".into(), "text/event-stream".into())];
+    h.response_headers = vec![
+        (":status".into(), "200".into()),
+        ("content-type".into(), "text/event-stream".into()),
+    ];
     flow.on_response_headers(&mut h, false);
     let created = serde_json::json!({"type":"response.created","sequence_number":0,
         "response":{"id":"r","object":"response","status":"in_progress","instructions":sent_instr,"output":[]}});
     let delta = serde_json::json!({"type":"response.output_text.delta","sequence_number":1,"item_id":"m","output_index":0,"content_index":0,"delta":"Hello."});
     let mut client = String::new();
-    for (i, ev) in [("response.created", created), ("response.output_text.delta", delta)].iter().enumerate() {
+    for (i, ev) in [
+        ("response.created", created),
+        ("response.output_text.delta", delta),
+    ]
+    .iter()
+    .enumerate()
+    {
         h.response_body = format!("event: {}\ndata: {}\n\n", ev.0, ev.1).into_bytes();
         let len = h.response_body.len();
         flow.on_response_body(&mut h, len, i == 1);
         client.push_str(&String::from_utf8_lossy(&h.response_body));
     }
     assert!(!client.contains("tgc-"), "{client}");
-    assert!(client.contains("\"instructions\":\"Be brief.\""), "{client}");
+    assert!(
+        client.contains("\"instructions\":\"Be brief.\""),
+        "{client}"
+    );
     assert!(client.contains("Hello."), "{client}");
 }
