@@ -1730,6 +1730,24 @@ fn base64_of(text: &str) -> String {
 }
 
 fn envoy_validate(path: &std::path::Path) -> Result<(bool, String)> {
+    // A policy's moduleSha256 placeholder is the loaded module's, as when the
+    // harness starts Envoy (validation loads the plugin and its policy).
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let substituted;
+    let path = if text.contains(WASM_SHA256_PLACEHOLDER) {
+        let dir = root().join("target/e2e");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config.yaml");
+        substituted = dir.join(format!("validate-{name}"));
+        let text = text.replace(WASM_SHA256_PLACEHOLDER, &sha256_file(&wasm_path())?);
+        std::fs::write(&substituted, text).map_err(|e| e.to_string())?;
+        substituted.as_path()
+    } else {
+        path
+    };
     let out = Command::new(venv_bin("envoy"))
         .args(["--mode", "validate", "-c"])
         .arg(path)
