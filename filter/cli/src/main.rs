@@ -19,7 +19,7 @@ const USAGE: &str = "usage:
   tollgate scan [--config FILE]   read JSON lines on stdin, write one JSON result line per input
   tollgate config check FILE      validate a plugin configuration with the filter's own code
   tollgate config schema          print the JSON Schema of the plugin configuration
-  tollgate eval --task injection FILE.jsonl [--json]
+  tollgate eval --task injection FILE.jsonl [--json | --scores OUT.jsonl]
                                   AUC, F1, TPR at FPR 1% / 0.1% for rules, each model, models and combined
                                   (lines: {\"text\", \"label\": 0|1, \"channel\"?})
   tollgate eval --task pii FILE.jsonl [--json]
@@ -40,8 +40,11 @@ fn main() -> ExitCode {
         ["config", "schema"] => schema(),
         ["features", "--buckets", n] => features(n),
         ["normalize"] => normalize(),
-        ["eval", "--task", "injection", file] => eval_injection(file, false),
-        ["eval", "--task", "injection", file, "--json"] => eval_injection(file, true),
+        ["eval", "--task", "injection", file] => eval_injection(file, false, None),
+        ["eval", "--task", "injection", file, "--json"] => eval_injection(file, true, None),
+        ["eval", "--task", "injection", file, "--scores", out] => {
+            eval_injection(file, false, Some(out))
+        }
         ["eval", "--task", "pii", file] => eval_pii(file, false),
         ["eval", "--task", "pii", file, "--json"] => eval_pii(file, true),
         ["--help"] | ["-h"] | ["help"] => {
@@ -180,7 +183,7 @@ fn read_jsonl(file: &str) -> Result<Vec<(usize, Value)>, ExitCode> {
 
 /// Score a labelled file with the built-in injection detector and print
 /// AUC, F1 and TPR at fixed FPR for rules only, model only and combined.
-fn eval_injection(file: &str, as_json: bool) -> ExitCode {
+fn eval_injection(file: &str, as_json: bool, scores_out: Option<&str>) -> ExitCode {
     use tollgate_core::detect::ScanText;
     use tollgate_core::eval::metrics;
     let lines = match read_jsonl(file) {
@@ -204,6 +207,7 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut ran = 0usize;
     let mut errors = 0usize;
+    let mut per_line = String::new();
     for (n, v) in lines {
         let label = match &v["label"] {
             Value::Number(x) if x.as_u64() == Some(1) => true,
@@ -241,6 +245,14 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
                 0.0
             }
         };
+        if scores_out.is_some() {
+            per_line.push_str(
+                &json!({"line": n, "label": u8::from(label), "rules": s.rules,
+                "ngram": s.ngram, "tiny": s.tiny, "combined": s.combined})
+                .to_string(),
+            );
+            per_line.push('\n');
+        }
         r.push((s.rules, label));
         g.push((s.ngram, label));
         tn.push((alone, label));
@@ -250,6 +262,12 @@ fn eval_injection(file: &str, as_json: bool) -> ExitCode {
     if errors > 0 {
         eprintln!("{errors} texts: the second stage failed");
         return ExitCode::from(1);
+    }
+    if let Some(out) = scores_out {
+        if let Err(e) = std::fs::write(out, &per_line) {
+            eprintln!("{out}: {e}");
+            return ExitCode::from(1);
+        }
     }
     // F1, TPR and FPR at the default block threshold of the user channel.
     let at = tollgate_core::config::DEFAULT_DIRECT_BLOCK;
