@@ -542,7 +542,7 @@ impl RequestFlow {
             self.trace
                 .access
                 .push(format!("{kind}:{}", action.as_str()));
-            let rule = format!("access.{}", kind.to_ascii_lowercase());
+            let rule = access_rule(kind);
             let ev = AuditEvent::new("response_leak")
                 .reason(kind)
                 .finding(kind, &rule)
@@ -1235,12 +1235,10 @@ impl RequestFlow {
         reason: fn(&'static str) -> RefusalReason,
     ) -> bool {
         if self.profile.as_ref().is_some_and(|p| p.shadowed(&[v.kind])) {
-            let rule = format!("access.{}", v.kind.to_ascii_lowercase());
-            self.record_shadow(host, v.kind, "block", &rule);
+            self.record_shadow(host, v.kind, "block", &access_rule(v.kind));
             return false;
         }
-        self.block_findings
-            .push((v.kind, format!("access.{}", v.kind.to_ascii_lowercase())));
+        self.block_findings.push((v.kind, access_rule(v.kind)));
         self.refuse(host, reason(v.kind), &v.message);
         true
     }
@@ -1249,14 +1247,13 @@ impl RequestFlow {
     /// findings header and the audit trail).
     fn access_flag(&mut self, host: &mut dyn Host, kind: &'static str) {
         if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
-            let rule = format!("access.{}", kind.to_ascii_lowercase());
-            self.record_shadow(host, kind, "flag", &rule);
+            self.record_shadow(host, kind, "flag", &access_rule(kind));
             return;
         }
         if !self.access_flags.contains(&kind) {
             self.access_flags.push(kind);
             self.trace.access.push(format!("{kind}:flag"));
-            let rule = format!("access.{}", kind.to_ascii_lowercase());
+            let rule = access_rule(kind);
             self.audit(
                 host,
                 AuditEvent::new("access_flag")
@@ -1327,7 +1324,7 @@ impl RequestFlow {
         kind: &'static str,
         action: Action,
     ) -> Option<&'static str> {
-        let rule = format!("access.{}", kind.to_ascii_lowercase());
+        let rule = access_rule(kind);
         if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
             self.record_shadow(host, kind, action.as_str(), &rule);
             return None;
@@ -1902,6 +1899,11 @@ impl RequestFlow {
             self.trace.event("tollgate.audit", now, ev.attrs());
         }
     }
+}
+
+/// The rule id of an access decision of type `kind` (`access.<kind>`).
+fn access_rule(kind: &str) -> String {
+    format!("access.{}", kind.to_ascii_lowercase())
 }
 
 /// The strictest failure mode of the limits `idx` (deny wins).
