@@ -539,15 +539,7 @@ impl RequestFlow {
             self.record_shadow(host, kind, action.as_str(), &rule);
         }
         if let Some((kind, action)) = outcome.leak.filter(|(_, a)| *a == Action::Flag) {
-            self.trace
-                .access
-                .push(format!("{kind}:{}", action.as_str()));
-            let rule = access_rule(kind);
-            let ev = AuditEvent::new("response_leak")
-                .reason(kind)
-                .finding(kind, &rule)
-                .detail("action", action.as_str());
-            self.audit(host, ev);
+            self.audit_leak(host, kind, action);
         }
         if outcome.rewritten {
             self.trace.response_action.get_or_insert(Action::Redact);
@@ -1324,19 +1316,11 @@ impl RequestFlow {
         kind: &'static str,
         action: Action,
     ) -> Option<&'static str> {
-        let rule = access_rule(kind);
         if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
-            self.record_shadow(host, kind, action.as_str(), &rule);
+            self.record_shadow(host, kind, action.as_str(), &access_rule(kind));
             return None;
         }
-        self.trace
-            .access
-            .push(format!("{kind}:{}", action.as_str()));
-        let ev = AuditEvent::new("response_leak")
-            .reason(kind)
-            .finding(kind, &rule)
-            .detail("action", action.as_str());
-        self.audit(host, ev);
+        self.audit_leak(host, kind, action);
         if action == Action::Block {
             self.trace.response_action = Some(Action::Block);
             self.trace.block_reason = Some(kind.to_string());
@@ -1346,6 +1330,19 @@ impl RequestFlow {
             self.set_resp_header(host, RESPONSE_FINDINGS_HEADER, Some(kind));
         }
         None
+    }
+
+    /// A leak acted on (not shadowed), in a JSON answer or a stream: named
+    /// in the trace's access decisions and audited as `response_leak`.
+    fn audit_leak(&mut self, host: &mut dyn Host, kind: &'static str, action: Action) {
+        self.trace
+            .access
+            .push(format!("{kind}:{}", action.as_str()));
+        let ev = AuditEvent::new("response_leak")
+            .reason(kind)
+            .finding(kind, &access_rule(kind))
+            .detail("action", action.as_str());
+        self.audit(host, ev);
     }
 
     /// A decision made in shadow mode: counted, audited, traced, and named
