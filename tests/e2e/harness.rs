@@ -57,6 +57,51 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         .collect())
 }
 
+/// `envoy --mode validate` of the config at `path` (a copy under
+/// `target/e2e` when it has the moduleSha256 placeholder): whether Envoy
+/// accepts it, and its log.
+pub fn envoy_validate(path: &Path) -> Result<(bool, String)> {
+    // A policy's moduleSha256 placeholder is the loaded module's, as when the
+    // harness starts Envoy (validation loads the plugin and its policy).
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let substituted;
+    let path = if text.contains(WASM_SHA256_PLACEHOLDER) {
+        let dir = root().join("target/e2e");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config.yaml");
+        substituted = dir.join(format!("validate-{name}"));
+        let text = text.replace(WASM_SHA256_PLACEHOLDER, &sha256_file(&wasm_path())?);
+        std::fs::write(&substituted, text).map_err(|e| e.to_string())?;
+        substituted.as_path()
+    } else {
+        path
+    };
+    let out = Command::new(venv_bin("envoy"))
+        .args(["--mode", "validate", "-c"])
+        .arg(path)
+        .args(["-l", "info", "--disable-hot-restart"])
+        // The keys the configs read from Envoy's environment (host_env_keys);
+        // a test value, set unless the caller set one.
+        .env(
+            "TOLLGATE_HASH_KEY",
+            std::env::var("TOLLGATE_HASH_KEY")
+                .unwrap_or_else(|_| "validate-only-hash-key-not-a-secret".into()),
+        )
+        .env("TOLLGATE_E2E_HASH_KEY", "e2e-only-hash-key-0123456789")
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("envoy: {e}"))?;
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), log))
+}
+
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())

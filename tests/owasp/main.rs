@@ -450,23 +450,6 @@ fn config_neutered(text: &str, keep: &dyn Fn(&str) -> bool) -> String {
     out
 }
 
-fn envoy_validate(path: &Path) -> Result<(bool, String)> {
-    let out = Command::new(venv_bin("envoy"))
-        .args(["--mode", "validate", "-c"])
-        .arg(path)
-        .args(["-l", "info", "--disable-hot-restart"])
-        .env("TOLLGATE_E2E_HASH_KEY", "e2e-only-hash-key-0123456789")
-        .current_dir(root())
-        .output()
-        .map_err(|e| format!("envoy: {e}"))?;
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok((out.status.success(), log))
-}
-
 /// The config Envoy runs when the whole file is rejected: each listener the
 /// cases need is validated alone (in parallel), and only those this build
 /// accepts are kept.

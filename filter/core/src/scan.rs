@@ -243,18 +243,12 @@ fn scan_parsed(
             }
             if let Some(p) = profile {
                 let id = policy.detector_ids.get(d_index).map_or("", String::as_str);
-                let mut kept = out.split_off(first);
-                kept.retain_mut(|f| {
-                    if p.adjust(id, f) {
-                        shadowed.push(BodyFinding {
-                            segment: i,
-                            finding: f.clone(),
-                        });
-                        return false;
+                shadowed.extend(p.apply(id, &mut out, first).into_iter().map(|finding| {
+                    BodyFinding {
+                        segment: i,
+                        finding,
                     }
-                    f.action != Action::Allow
-                });
-                out.extend(kept);
+                }));
             }
         }
         out.sort_by_key(|f| (f.start, f.end));

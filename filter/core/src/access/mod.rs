@@ -559,6 +559,27 @@ impl Profile {
         }
         f.action != Action::Allow && self.shadowed(&[f.kind, f.rule_id.as_str(), detector_id])
     }
+
+    /// Apply the profile ([`Profile::adjust`]) to the findings detector
+    /// `detector_id` just added to `findings` (those from index `from` on):
+    /// the ones it shadows are taken out and returned, the ones it allows
+    /// dropped, the rest kept in order.
+    pub fn apply(
+        &self,
+        detector_id: &str,
+        findings: &mut Vec<Finding>,
+        from: usize,
+    ) -> Vec<Finding> {
+        let mut shadowed = Vec::new();
+        for mut f in findings.split_off(from.min(findings.len())) {
+            if self.adjust(detector_id, &mut f) {
+                shadowed.push(f);
+            } else if f.action != Action::Allow {
+                findings.push(f);
+            }
+        }
+        shadowed
+    }
 }
 
 /// What the response is checked against for system prompt leakage (LLM07).

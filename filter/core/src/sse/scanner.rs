@@ -837,18 +837,12 @@ impl StreamScanner {
                 continue;
             };
             let id = self.policy.detector_ids.get(*i).map_or("", String::as_str);
-            let mut kept = found.split_off(first);
-            kept.retain_mut(|f| {
-                if p.adjust(id, f) {
-                    let entry = (f.kind, f.action);
-                    if !self.outcome.shadowed.contains(&entry) && self.outcome.shadowed.len() < 32 {
-                        self.outcome.shadowed.push(entry);
-                    }
-                    return false;
+            for f in p.apply(id, &mut found, first) {
+                let entry = (f.kind, f.action);
+                if !self.outcome.shadowed.contains(&entry) && self.outcome.shadowed.len() < 32 {
+                    self.outcome.shadowed.push(entry);
                 }
-                f.action != Action::Allow
-            });
-            found.extend(kept);
+            }
         }
         found.sort_by_key(|f| (f.start, f.end));
         found

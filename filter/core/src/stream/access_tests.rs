@@ -363,17 +363,29 @@ fn answer(
     body: &serde_json::Value,
     answer: &dyn Fn(&serde_json::Value) -> String,
 ) -> FakeHost {
+    answer_with(LEAKY, tenant, body, &|sent| {
+        serde_json::json!({"id":"r","choices":[{"index":0,"message":{"role":"assistant","content":answer(sent)}}]})
+    })
+    .0
+}
+
+/// A JSON round trip under the policy `json`: the request, then the answer
+/// `reply` builds from what the upstream got (unless the request was refused).
+fn answer_with(
+    json: &str,
+    tenant: &str,
+    body: &serde_json::Value,
+    reply: &dyn Fn(&serde_json::Value) -> serde_json::Value,
+) -> (FakeHost, RequestFlow) {
     let mut h = req("/v1/chat/completions", tenant, None, body);
-    let mut flow = RequestFlow::new(policy(LEAKY));
+    let mut flow = RequestFlow::new(policy(json));
     flow.on_request_headers(&mut h, false);
     let size = h.request_body.len();
     flow.on_request_body(&mut h, size, true);
     if !h.replies.is_empty() {
-        return h;
+        return (h, flow);
     }
-    let text = answer(&sent(&h));
-    let resp = serde_json::json!({"id":"r","choices":[{"index":0,"message":{"role":"assistant","content":text}}]})
-        .to_string();
+    let resp = reply(&sent(&h)).to_string();
     h.response_headers = vec![
         (":status".into(), "200".into()),
         ("content-type".into(), "application/json".into()),
@@ -382,7 +394,7 @@ fn answer(
     h.response_body = resp.clone().into_bytes();
     flow.on_response_headers(&mut h, false);
     flow.on_response_body(&mut h, resp.len(), true);
-    h
+    (h, flow)
 }
 
 fn system_sent(v: &serde_json::Value) -> String {
@@ -498,19 +510,7 @@ fn stream_back(
     flow.on_request_headers(&mut h, false);
     let size = h.request_body.len();
     flow.on_request_body(&mut h, size, true);
-    h.response_headers = vec![
-        (":status".into(), "200".into()),
-        ("content-type".into(), "text/event-stream".into()),
-    ];
-    flow.on_response_headers(&mut h, false);
-    let mut client = String::new();
-    let n = events.len();
-    for (i, e) in events.iter().enumerate() {
-        h.response_body = format!("data: {e}\n\n").into_bytes();
-        let len = h.response_body.len();
-        flow.on_response_body(&mut h, len, i + 1 == n);
-        client.push_str(&String::from_utf8_lossy(&h.response_body));
-    }
+    let (h, client, ()) = stream_back_with(&mut h, &mut flow, events);
     (h, client, flow)
 }
 
@@ -638,20 +638,10 @@ fn streamed_tool_calls_outside_the_policy_end_the_stream_before_any_byte_of_them
 #[test]
 fn json_tool_calls_outside_the_policy_get_502() {
     let body = with_tools(&["get_weather"], false);
-    let mut h = req("/v1/chat/completions", "strict", None, &body);
-    let mut flow = RequestFlow::new(policy(TOOLS));
-    flow.on_request_headers(&mut h, false);
-    let size = h.request_body.len();
-    flow.on_request_body(&mut h, size, true);
-    let resp = serde_json::json!({"id":"r","choices":[{"index":0,"message":{"role":"assistant","content":null,
-        "tool_calls":[{"id":"c1","type":"function","function":{"name":"run_shell","arguments":"{\"cmd\":\"ls\"}"}}]}}]}).to_string();
-    h.response_headers = vec![
-        (":status".into(), "200".into()),
-        ("content-type".into(), "application/json".into()),
-    ];
-    h.response_body = resp.clone().into_bytes();
-    flow.on_response_headers(&mut h, false);
-    flow.on_response_body(&mut h, resp.len(), true);
+    let (h, flow) = answer_with(TOOLS, "strict", &body, &|_| {
+        serde_json::json!({"id":"r","choices":[{"index":0,"message":{"role":"assistant","content":null,
+            "tool_calls":[{"id":"c1","type":"function","function":{"name":"run_shell","arguments":"{\"cmd\":\"ls\"}"}}]}}]})
+    });
     assert_eq!(h.response_header(":status").as_deref(), Some("502"));
     assert!(!String::from_utf8_lossy(&h.response_body).contains("run_shell"));
     assert_eq!(

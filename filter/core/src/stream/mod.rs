@@ -539,15 +539,7 @@ impl RequestFlow {
             self.record_shadow(host, kind, action.as_str(), &rule);
         }
         if let Some((kind, action)) = outcome.leak.filter(|(_, a)| *a == Action::Flag) {
-            self.trace
-                .access
-                .push(format!("{kind}:{}", action.as_str()));
-            let rule = format!("access.{}", kind.to_ascii_lowercase());
-            let ev = AuditEvent::new("response_leak")
-                .reason(kind)
-                .finding(kind, &rule)
-                .detail("action", action.as_str());
-            self.audit(host, ev);
+            self.audit_leak(host, kind, action);
         }
         if outcome.rewritten {
             self.trace.response_action.get_or_insert(Action::Redact);
@@ -1235,12 +1227,10 @@ impl RequestFlow {
         reason: fn(&'static str) -> RefusalReason,
     ) -> bool {
         if self.profile.as_ref().is_some_and(|p| p.shadowed(&[v.kind])) {
-            let rule = format!("access.{}", v.kind.to_ascii_lowercase());
-            self.record_shadow(host, v.kind, "block", &rule);
+            self.record_shadow(host, v.kind, "block", &access_rule(v.kind));
             return false;
         }
-        self.block_findings
-            .push((v.kind, format!("access.{}", v.kind.to_ascii_lowercase())));
+        self.block_findings.push((v.kind, access_rule(v.kind)));
         self.refuse(host, reason(v.kind), &v.message);
         true
     }
@@ -1249,14 +1239,13 @@ impl RequestFlow {
     /// findings header and the audit trail).
     fn access_flag(&mut self, host: &mut dyn Host, kind: &'static str) {
         if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
-            let rule = format!("access.{}", kind.to_ascii_lowercase());
-            self.record_shadow(host, kind, "flag", &rule);
+            self.record_shadow(host, kind, "flag", &access_rule(kind));
             return;
         }
         if !self.access_flags.contains(&kind) {
             self.access_flags.push(kind);
             self.trace.access.push(format!("{kind}:flag"));
-            let rule = format!("access.{}", kind.to_ascii_lowercase());
+            let rule = access_rule(kind);
             self.audit(
                 host,
                 AuditEvent::new("access_flag")
@@ -1327,19 +1316,11 @@ impl RequestFlow {
         kind: &'static str,
         action: Action,
     ) -> Option<&'static str> {
-        let rule = format!("access.{}", kind.to_ascii_lowercase());
         if self.profile.as_ref().is_some_and(|p| p.shadowed(&[kind])) {
-            self.record_shadow(host, kind, action.as_str(), &rule);
+            self.record_shadow(host, kind, action.as_str(), &access_rule(kind));
             return None;
         }
-        self.trace
-            .access
-            .push(format!("{kind}:{}", action.as_str()));
-        let ev = AuditEvent::new("response_leak")
-            .reason(kind)
-            .finding(kind, &rule)
-            .detail("action", action.as_str());
-        self.audit(host, ev);
+        self.audit_leak(host, kind, action);
         if action == Action::Block {
             self.trace.response_action = Some(Action::Block);
             self.trace.block_reason = Some(kind.to_string());
@@ -1349,6 +1330,19 @@ impl RequestFlow {
             self.set_resp_header(host, RESPONSE_FINDINGS_HEADER, Some(kind));
         }
         None
+    }
+
+    /// A leak acted on (not shadowed), in a JSON answer or a stream: named
+    /// in the trace's access decisions and audited as `response_leak`.
+    fn audit_leak(&mut self, host: &mut dyn Host, kind: &'static str, action: Action) {
+        self.trace
+            .access
+            .push(format!("{kind}:{}", action.as_str()));
+        let ev = AuditEvent::new("response_leak")
+            .reason(kind)
+            .finding(kind, &access_rule(kind))
+            .detail("action", action.as_str());
+        self.audit(host, ev);
     }
 
     /// A decision made in shadow mode: counted, audited, traced, and named
@@ -1902,6 +1896,11 @@ impl RequestFlow {
             self.trace.event("tollgate.audit", now, ev.attrs());
         }
     }
+}
+
+/// The rule id of an access decision of type `kind` (`access.<kind>`).
+fn access_rule(kind: &str) -> String {
+    format!("access.{}", kind.to_ascii_lowercase())
 }
 
 /// The strictest failure mode of the limits `idx` (deny wins).
