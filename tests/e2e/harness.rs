@@ -43,7 +43,6 @@ pub fn wasm_lite_path() -> PathBuf {
         .unwrap_or_else(|| root().join("target/wasm32-wasip1/wasm-lite/tollgate.wasm"))
 }
 
-/// A free loopback port (bound and released; good enough for tests).
 /// In an Envoy config: replaced by the sha256 of the full wasm module.
 pub const WASM_SHA256_PLACEHOLDER: &str = "@TOLLGATE_WASM_SHA256@";
 
@@ -102,6 +101,7 @@ pub fn envoy_validate(path: &Path) -> Result<(bool, String)> {
     Ok((out.status.success(), log))
 }
 
+/// A free loopback port (bound and released; good enough for tests).
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
