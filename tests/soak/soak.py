@@ -19,7 +19,7 @@ traffic classes, mixed in a fixed seeded order:
   malformed   truncated JSON: 400
   limited     tenant soak-limited, above its 2 requests a second: 200 or 429
 
-Benign classes rotate over 24 tenants (more than the anomaly cap of 16).
+Every class but `limited` rotates over 24 tenants (more than the anomaly cap of 16).
 
 Checks (exit status 1 if one fails):
   * every response has its class's status (and content), no connection errors;
@@ -28,9 +28,11 @@ Checks (exit status 1 if one fails):
   * error counters stay flat: tollgate degraded, responses unscanned, stream
     bytes dropped, rate-limit calls failed, anomaly contention, trace spans
     dropped, Envoy's wasm VM failures and 5xx; the filter's local replies by
-    status equal what the clients saw; the limit refused some requests;
-  * shared data within bounds: anomaly tenants past the cap are untracked
-    (so the tenant keys stop at maxTenants), the tollgate stat series stop
+    status and the blocks by reason equal what the clients saw; the limit
+    refused some requests and let at most its rate through;
+  * shared data within bounds: the observations of tenants past the cap are
+    untracked, as many as the plan implies (so the tenant keys stop at
+    maxTenants; Envoy shows shared data nowhere else), the tollgate stat series stop
     growing after the warm-up (bounded by tenants x signals).
 
     soak.py [--seconds 180] [--rate 50] [--wasm target/tollgate.wasm] [--redis]
@@ -39,7 +41,6 @@ Checks (exit status 1 if one fails):
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
 import http.client
 import itertools
@@ -331,13 +332,10 @@ def stats(admin: int) -> dict[str, float]:
     return parse_prom(body.decode(errors="replace"))
 
 
-def total(s: dict[str, float], name: str, prefix: bool = False) -> float:
-    """A series (`name` with labels), the sum of a metric's series (`name`), or
-    with `prefix` of every metric whose name starts with `name`."""
+def total(s: dict[str, float], name: str) -> float:
+    """A series (`name` with labels) or the sum of a metric's series (`name`)."""
     if "{" in name:
         return s.get(name, 0.0)
-    if prefix:
-        return sum(v for k, v in s.items() if k.startswith(name))
     return sum(v for k, v in s.items() if k == name or k.startswith(name + "{"))
 
 
@@ -531,8 +529,8 @@ def report(a, res: Results, rss, rl_rss, snaps, elapsed: float, alive: bool, was
     checks: list[tuple[str, bool, str]] = []
     s0, sw, s1 = snaps["start"], snaps.get("warm", snaps["start"]), snaps["end"]
 
-    def delta(name: str, prefix: bool = False) -> float:
-        return total(s1, name, prefix) - total(s0, name, prefix)
+    def delta(name: str) -> float:
+        return total(s1, name) - total(s0, name)
 
     sent = sum(res.by_class.values())
     seen = collections.Counter()
