@@ -20,10 +20,10 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PKGS    := curl wrk binaryen redis-server libssl-dev pkg-config
 
 .PHONY: help setup toolchain venv debs wasm wasm-lite cli demo up down test fmt-check clippy unit e2e \
-        py-test bench schema model model-venv model-tiny model-check eval clean phoenix-venv phoenix-check
+        py-test bench soak schema model model-venv model-tiny model-check eval clean phoenix-venv phoenix-check
 
 help:
-	@echo "make demo | make test | make up / make down | make bench | make wasm | make schema | make model | make eval"
+	@echo "make demo | make test | make up / make down | make bench | make soak | make wasm | make schema | make model | make eval"
 
 setup: toolchain venv debs
 
@@ -105,6 +105,15 @@ bench: setup wasm
 	$(CARGO) build --release -p tollgate-ratelimit
 	$(VPY) tests/bench/limits_ab.py
 	$(VPY) tests/bench/traces_ab.py
+
+# Soak (issue #10): mixed traffic at a fixed rate through real Envoy with the filter,
+# the mock LLM and the rate-limit service (loopback); checks RSS, counters, statuses.
+# `make soak SOAK_SECONDS=600 SOAK_RPS=100`; SOAK_ARGS passes more (--redis, --wasm PATH).
+SOAK_SECONDS ?= 180
+SOAK_RPS     ?= 50
+soak: setup wasm
+	$(CARGO) build --release -p tollgate-ratelimit
+	$(VPY) tests/soak/soak.py --seconds $(SOAK_SECONDS) --rate $(SOAK_RPS) $(SOAK_ARGS)
 
 # Arize Phoenix, the OTLP trace store of the e2e tests and the demo, in a venv of its own
 # (853 MB, ~90 s to install here); the harness and tests/demo/stack.py run it through
