@@ -574,3 +574,25 @@ fn stream_findings_at_and_past() {
     assert_eq!(count(MAX_STREAM_FINDINGS), MAX_STREAM_FINDINGS);
     assert_eq!(count(MAX_STREAM_FINDINGS + 1), MAX_STREAM_FINDINGS);
 }
+
+#[test]
+fn an_answer_of_many_links_is_checked_link_by_link() {
+    // 30,000 links and bare URLs in one answer: each is reported once (the
+    // de-duplication and the covered-range test are per link, not a pass
+    // over every link so far, which made this quadratic).
+    let p = policy(
+        r#"{"schemaVersion":1,"detectors":[{"type":"output","id":"o","allowHosts":["ok.com"],"links":"flag","bareUrls":"flag"}]}"#,
+    );
+    let n = 15_000;
+    let text = "[a](http://e.x/) and http://f.x/ ".repeat(n);
+    let body =
+        json!({"choices":[{"index":0,"message":{"role":"assistant","content":text}}]}).to_string();
+    let s = scan_body(
+        &p,
+        ApiKind::OpenaiChat,
+        Direction::Response,
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(s.findings.len(), 2 * n);
+}
