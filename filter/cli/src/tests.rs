@@ -128,8 +128,14 @@ fn eval_writes_each_texts_scores() {
         .collect();
     assert_eq!(lines.len(), 2);
     // Line numbers are the input file's (the blank line counts).
-    assert_eq!((lines[0]["line"].as_u64(), lines[1]["line"].as_u64()), (Some(1), Some(3)));
-    assert_eq!((lines[0]["label"].as_u64(), lines[1]["label"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (lines[0]["line"].as_u64(), lines[1]["line"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert_eq!(
+        (lines[0]["label"].as_u64(), lines[1]["label"].as_u64()),
+        (Some(1), Some(0))
+    );
     let attack = lines[0]["combined"].as_f64().unwrap();
     let benign = lines[1]["combined"].as_f64().unwrap();
     assert!(attack > 0.9 && benign < 0.5, "{attack} {benign}");

@@ -4,6 +4,7 @@
 use super::normalize::normalize_phrase;
 use super::{Action, Channel, Detector, Family, Finding, ScanText};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use std::collections::HashSet;
 
 /// Finding type of deny-list matches.
 pub const KIND: &str = "DENY_LIST";
@@ -79,17 +80,17 @@ impl Detector for DenyListDetector {
     }
 
     fn scan(&self, text: &ScanText<'_>, _channel: Channel, out: &mut Vec<Finding>) {
-        let first = out.len();
+        // The same span found in several views counts once. A set, not a
+        // search of the findings so far: a body of one short phrase repeated
+        // has a match every few bytes, and a linear search per match would
+        // make the scan quadratic in the body size.
+        let mut seen: HashSet<(usize, usize)> = HashSet::new();
         for view in text.views() {
             for m in self.matcher.find_iter(view.text) {
                 let Some((start, end)) = view.original_span(m.start(), m.end()) else {
                     continue;
                 };
-                // The same span found in several views counts once.
-                if out
-                    .get(first..)
-                    .is_some_and(|f| f.iter().any(|f| f.start == start && f.end == end))
-                {
+                if !seen.insert((start, end)) {
                     continue;
                 }
                 out.push(Finding {

@@ -234,6 +234,9 @@ impl OutputDetector {
     /// rescanning what a rewrite left) as `Rewrite::Literal` spans.
     pub fn findings(&self, text: &str) -> Vec<Finding> {
         let mut notes: Vec<Finding> = Vec::new();
+        // What `notes` holds, for an O(1) de-duplication per hit.
+        let mut noted: std::collections::HashSet<(usize, usize, &'static str)> =
+            std::collections::HashSet::new();
         let mut cur = text.to_string();
         let mut segs = vec![Seg {
             t0: 0,
@@ -254,10 +257,7 @@ impl OutputDetector {
                     OutputAction::Strip | OutputAction::Defang => edits.push(h),
                     OutputAction::Flag | OutputAction::Block => {
                         let (o0, o1) = (map_start(&segs, h.start), map_end(&segs, h.end));
-                        if !notes
-                            .iter()
-                            .any(|f| f.start == o0 && f.end == o1 && f.kind == h.kind)
-                        {
+                        if noted.insert((o0, o1, h.kind)) {
                             notes.push(self.finding(&h, o0, o1, None));
                         }
                     }
@@ -638,6 +638,26 @@ impl OutputDetector {
         let Some(action) = self.opts.bare_urls else {
             return;
         };
+        // The covered ranges by start, with the furthest end reached so far:
+        // a range overlaps `s..e` exactly when one starting before `e` ends
+        // after `s`. A search per URL, not a pass over every range (an answer
+        // of thousands of links would make that quadratic).
+        let mut sorted = covered.to_vec();
+        sorted.sort_unstable();
+        let reach: Vec<usize> = sorted
+            .iter()
+            .scan(0, |max, (_, b)| {
+                *max = (*max).max(*b);
+                Some(*max)
+            })
+            .collect();
+        let is_covered = |s: usize, e: usize| {
+            let before = sorted.partition_point(|(a, _)| *a < e);
+            before
+                .checked_sub(1)
+                .and_then(|i| reach.get(i))
+                .is_some_and(|&b| b > s)
+        };
         for m in self.re_bare.find_iter(t) {
             let mut url = m.as_str();
             loop {
@@ -656,7 +676,7 @@ impl OutputDetector {
                 url = trimmed;
             }
             let (s, e) = (m.start(), m.start() + url.len());
-            if url.is_empty() || covered.iter().any(|(a, b)| *a < e && s < *b) {
+            if url.is_empty() || is_covered(s, e) {
                 continue;
             }
             let full =

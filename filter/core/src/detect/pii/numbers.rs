@@ -380,10 +380,14 @@ impl Scan<'_> {
         } else {
             s
         };
-        if start >= 2
+        // A card number is the exception: Luhn and the issuer prefix make it
+        // specific enough to be looked for after another number too
+        // ("qty 2 4111 1111 1111 1111"), where the sequence read from the
+        // first number fails its check.
+        let mid = start >= 2
             && matches!(at(b, start - 1), b' ' | b'-' | b'.' | b'/')
-            && is_digit(at(b, start - 2))
-        {
+            && is_digit(at(b, start - 2));
+        if mid && (start != s || !self.on(PiiType::CreditCard)) {
             return;
         }
         // Nor after a trunk prefix in parentheses ("+31(0)91 ...", "+49 (0) 0336 ...").
@@ -431,6 +435,10 @@ impl Scan<'_> {
             };
             let sep = uniform(seps);
             let start = g.g.first().map_or(s, |x| x.0);
+            if mid {
+                self.card(digits, sizes, sep, start, ge);
+                continue;
+            }
             if pure {
                 self.ids(digits, sizes, sep, start, ge);
             }
@@ -451,18 +459,24 @@ impl Scan<'_> {
         }
     }
 
-    /// The fixed-length numeric identifiers.
-    fn ids(&mut self, d: &[u8], sizes: &[u8], sep: Option<u8>, start: usize, end: usize) {
-        let n = d.len();
-        let single = sizes.len() == 1;
-        if (13..=19).contains(&n)
+    /// A card number: 13 to 19 digits in a card's grouping, a known
+    /// issuer prefix and a valid Luhn check digit.
+    fn card(&mut self, d: &[u8], sizes: &[u8], sep: Option<u8>, start: usize, end: usize) {
+        if (13..=19).contains(&d.len())
             && card_shape(sizes, sep)
             && card_issuer(d).is_some()
             && luhn_digits(d)
         {
-            let base = if single { 0.9 } else { 0.95 };
+            let base = if sizes.len() == 1 { 0.9 } else { 0.95 };
             self.push_ctx(PiiType::CreditCard, start, end, base, "pii.credit-card");
         }
+    }
+
+    /// The fixed-length numeric identifiers.
+    fn ids(&mut self, d: &[u8], sizes: &[u8], sep: Option<u8>, start: usize, end: usize) {
+        let n = d.len();
+        let single = sizes.len() == 1;
+        self.card(d, sizes, sep, start, end);
         if n == 9 {
             if ssn_digits(d) {
                 let base = match (sizes, sep) {
