@@ -114,6 +114,7 @@ fn json_depth_at_and_past() {
             let shape = Shape {
                 depth: Some(depth),
                 huge_floats: false,
+                duplicate_keys: false,
             };
             let body = gen::body(&mut rng, api, shape, &mut gen::text);
             let mut h = host(api.path(), &body.bytes, true);

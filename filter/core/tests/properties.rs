@@ -1,8 +1,8 @@
 //! Properties over thousands of generated request bodies (issue #10, point 2):
 //! seeded and deterministic (see `gen/mod.rs`), every API shape the core
 //! parses, with astral, combining and right-to-left text, `\uXXXX` escapes
-//! (surrogate pairs too), huge and odd numbers, nesting, duplicate keys and
-//! odd white space.
+//! (surrogate pairs too), huge and odd numbers, nesting, duplicate keys (refused:
+//! 400) and odd white space.
 //!
 //! (a) a body the policy allows is forwarded byte for byte;
 //! (b) redaction changes no byte outside the strings that held findings;
@@ -67,24 +67,33 @@ fn show(bytes: &[u8]) -> String {
 fn allowed_bodies_are_forwarded_byte_for_byte() {
     let p = policy(tollgate_core::config::DEFAULT_POLICY_JSON);
     let mut rng = Rng::new(1001);
-    let (mut forwarded, mut refused) = (0, 0);
+    let (mut forwarded, mut refused, mut duplicates) = (0, 0, 0);
     for i in 0..CASES {
         let api = Api::ALL[i % Api::ALL.len()];
         let shape = Shape {
             depth: None,
             huge_floats: true,
+            duplicate_keys: true,
         };
         let body = gen::body(&mut rng, api, shape, &mut gen::text);
         // Every generated body (but those with 1e400) is valid JSON.
         let parses = serde_json::from_slice::<Value>(&body.bytes).is_ok();
         assert_eq!(parses, !body.huge_float, "case {i}: {}", show(&body.bytes));
         let (h, next) = run(&p, &body);
-        if body.huge_float {
-            // serde_json refuses floats past f64: the filter answers 400, never forwards.
-            assert_eq!(next, Next::Pause, "case {i}");
+        if body.huge_float || body.duplicate_key {
+            // serde_json refuses floats past f64, and the filter refuses a
+            // member name twice in one object: 400, never forwarded.
+            assert_eq!(
+                next,
+                Next::Pause,
+                "case {i} ({:?}): {}",
+                body.api,
+                show(&body.bytes)
+            );
             assert_eq!(h.replies.len(), 1, "case {i}");
             assert_eq!(h.replies[0].status, 400, "case {i}");
             refused += 1;
+            duplicates += usize::from(body.duplicate_key);
             continue;
         }
         assert!(
@@ -110,8 +119,9 @@ fn allowed_bodies_are_forwarded_byte_for_byte() {
     }
     // Not vacuous: nearly every body went through.
     assert_eq!(forwarded + refused, CASES);
-    assert!(forwarded > CASES * 9 / 10, "{forwarded} forwarded");
-    assert!(refused > 0, "some bodies carried 1e400");
+    assert!(forwarded > CASES * 6 / 10, "{forwarded} forwarded");
+    assert!(refused > duplicates, "some bodies carried 1e400");
+    assert!(duplicates > 0, "some bodies had a duplicate member name");
 }
 
 /// A text with PII inserted between benign words; the values go to `pii`.

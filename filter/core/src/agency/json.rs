@@ -84,3 +84,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
 pub fn parse(text: &str) -> Result<Value, serde_json::Error> {
     serde_json::from_str::<Strict>(text).map(|s| s.0)
 }
+
+/// [`parse`] for bytes (request bodies: the same differential between the
+/// filter, which would scan the last duplicate, and an upstream that keeps
+/// the first).
+pub fn parse_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Strict>(bytes).map(|s| s.0)
+}

@@ -23,7 +23,7 @@
 //! and the constraint, never the value.
 
 pub mod config;
-mod json;
+pub(crate) mod json;
 mod presets;
 pub mod schema;
 mod shapes;

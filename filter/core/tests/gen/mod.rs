@@ -322,6 +322,8 @@ pub struct Body {
     pub depth: usize,
     /// The body holds a number `serde_json` refuses ([`HUGE_FLOAT`]).
     pub huge_float: bool,
+    /// The top-level object has `model` twice (the filter refuses such requests).
+    pub duplicate_key: bool,
     /// The texts placed where the API's extraction reads them.
     pub texts: Vec<String>,
 }
@@ -334,6 +336,8 @@ pub struct Shape {
     pub depth: Option<usize>,
     /// Sometimes add a float past f64's range.
     pub huge_floats: bool,
+    /// Sometimes give the top-level object a second `model` member.
+    pub duplicate_keys: bool,
 }
 
 /// A body of `api` whose scanned texts are made by `make_text` (called once per text).
@@ -354,8 +358,10 @@ pub fn body(
     let meta = nested(rng, depth.saturating_sub(1));
     let huge_float = shape.huge_floats && rng.one_in(16);
     let mut o = Obj::new(rng);
-    // A duplicate `model` key: serde keeps the last one.
-    if o.rng().one_in(4) {
+    // A duplicate `model` key: serde_json would keep the last one, an upstream
+    // may keep the first; the filter refuses it.
+    let duplicate_key = shape.duplicate_keys && o.rng().one_in(4);
+    if duplicate_key {
         o.str("model", "gpt-3.5-turbo");
     }
     match api {
@@ -425,6 +431,9 @@ pub fn body(
             o.raw("messages", &msgs);
         }
         Api::Unknown => {
+            if duplicate_key {
+                o.str("model", "local-model");
+            }
             let t = text(o.rng());
             o.str("question", &t);
             let t = text(o.rng());
@@ -449,6 +458,7 @@ pub fn body(
         bytes,
         depth: depth.max(2),
         huge_float,
+        duplicate_key,
         texts,
     }
 }
