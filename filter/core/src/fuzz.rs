@@ -543,7 +543,7 @@ fn finding(kind: &'static str, start: usize, end: usize, rewrite: Rewrite) -> Fi
 
 /// The longest `google.protobuf.Duration` in seconds (10,000 years), and so
 /// the longest `duration_until_reset` a decoded response may carry.
-pub const MAX_RESET_SECONDS: u64 = 315_576_000_000;
+pub const MAX_RESET_SECONDS: u64 = proto::MAX_DURATION_SECONDS;
 
 /// Byte 0 even: the rest is a `RateLimitResponse` as the service sends it.
 /// Byte 0 odd: the rest generates a response, which is encoded
@@ -689,7 +689,9 @@ impl Generated {
                         .map(|(_, _, name)| name.clone())
                         .unwrap_or_default(),
                     remaining: s.remaining,
-                    reset_seconds: s.reset.map(|(secs, nanos)| secs + u64::from(nanos > 0)),
+                    reset_seconds: s
+                        .reset
+                        .map(|(secs, nanos)| (secs + u64::from(nanos > 0)).min(MAX_RESET_SECONDS)),
                 })
                 .collect(),
             headers: self
