@@ -265,6 +265,6 @@ fuzz: fuzz-build
 	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 	  mkdir -p $(FUZZ_CORPUS)/$$t; \
 	  $(FUZZ_ENV) $(CARGO) fuzz run -s none --target-dir $(FUZZ_TARGET_DIR) $$t $(FUZZ_CORPUS)/$$t fuzz/corpus/$$t -- \
-	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
 	    || exit 1; \
 	done

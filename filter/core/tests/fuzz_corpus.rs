@@ -63,7 +63,8 @@ fn no_stray_corpus_folders() {
 #[ignore]
 fn write_ratelimit_seeds() {
     let h = |k: &str, v: &str| (k.to_string(), v.to_string());
-    let cases: Vec<(u64, Vec<EncodedStatus>, Vec<(String, String)>)> = vec![
+    type Case<'a> = (u64, Vec<EncodedStatus<'a>>, Vec<(String, String)>);
+    let cases: Vec<Case> = vec![
         (
             1,
             vec![(1, Some((100, 2, "per-minute")), 99, Some((59, 0)))],
