@@ -247,3 +247,33 @@ compose-up: wasm
 	docker compose -f deploy/compose.yaml up --build
 compose-down:
 	docker compose -f deploy/compose.yaml down
+
+# Fuzzing (issue #10; README, "Fuzzing"): cargo-fuzz (libFuzzer) from crates.io, pinned, built
+# once into target/tools; the only toolchain is stable, so RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass
+# its -Z flags, and `-s none` skips AddressSanitizer (the core has no unsafe code). Each target runs
+# FUZZ_SECONDS (default 60) from its committed seeds fuzz/corpus/<target>/ (read only; what it finds
+# goes to target/fuzz-corpus/<target>/); a crash is saved under fuzz/artifacts/<target>/, and
+# `make test` replays the seeds and kept artefacts (filter/core/tests/fuzz_corpus.rs).
+.PHONY: fuzz fuzz-build
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ_STAMP   := target/tools/.cargo-fuzz-$(CARGO_FUZZ_VERSION)
+FUZZ_SECONDS       ?= 60
+FUZZ_TARGETS       ?= api_body sse_stream config normalize_views redact_round_trip ratelimit_response
+FUZZ_TARGET_DIR    ?= $(CURDIR)/target/fuzz
+FUZZ_CORPUS        ?= $(CURDIR)/target/fuzz-corpus
+FUZZ_ENV           := PATH="$(CURDIR)/target/tools/bin:$$PATH" RUSTC_BOOTSTRAP=1
+$(CARGO_FUZZ_STAMP):
+	$(CARGO) install --locked --root target/tools cargo-fuzz@$(CARGO_FUZZ_VERSION)
+	@touch $@
+
+fuzz-build: $(CARGO_FUZZ_STAMP)
+	$(FUZZ_ENV) $(CARGO) fuzz build -s none --target-dir $(FUZZ_TARGET_DIR)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p $(FUZZ_CORPUS)/$$t; \
+	  $(FUZZ_ENV) $(CARGO) fuzz run -s none --target-dir $(FUZZ_TARGET_DIR) $$t $(FUZZ_CORPUS)/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
+	    || exit 1; \
+	done

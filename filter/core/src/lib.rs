@@ -9,6 +9,7 @@ pub mod build;
 pub mod config;
 pub mod detect;
 pub mod eval;
+pub mod fuzz;
 pub mod host;
 pub mod metrics;
 pub mod ratelimit;

@@ -171,8 +171,10 @@ impl Normalized {
         if start >= end || end > self.text.len() {
             return None;
         }
-        let s = floor_boundary(original, self.map(start));
+        // Inside a character NFKC expanded (`½` -> `1⁄2`) the checkpoints can
+        // map a later view offset to an earlier original one: never start past `last`.
         let last = floor_boundary(original, self.map(end - 1));
+        let s = floor_boundary(original, self.map(start)).min(last);
         let e = last + original.get(last..)?.chars().next()?.len_utf8();
         Some((s, e))
     }

@@ -16,6 +16,10 @@
 //! ```
 //! Unknown fields are skipped, as protobuf requires.
 
+/// The longest `google.protobuf.Duration`, in seconds (10,000 years): the
+/// bound of a decoded `duration_until_reset`.
+pub const MAX_DURATION_SECONDS: u64 = 315_576_000_000;
+
 /// `RateLimitResponse.Code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Code {
@@ -159,7 +163,11 @@ fn decode_status(bytes: &[u8]) -> Result<DescriptorStatus, DecodeError> {
                         _ => {}
                     }
                 }
-                s.reset_seconds = Some(secs.saturating_add(u64::from(nanos > 0)));
+                // `seconds` is an int64: a negative one (two's complement on the wire)
+                // means "now", and no Duration is longer than 10,000 years.
+                let secs = if (secs as i64) < 0 { 0 } else { secs };
+                let secs = secs.saturating_add(u64::from(nanos > 0));
+                s.reset_seconds = Some(secs.min(MAX_DURATION_SECONDS));
             }
             _ => {}
         }
