@@ -144,6 +144,13 @@ pub fn api_body(data: &[u8]) -> Result<(), Violation> {
             "scan_body accepted a body serde_json rejects".into()
         });
     };
+    // A member name twice in one object: requests are refused (the upstream
+    // may keep the first value), responses read as serde_json does.
+    if crate::agency::json::parse_slice(body).is_err() {
+        return check(scanned.is_err() == (dir == Direction::Request), || {
+            "a request with a duplicate member name was accepted, or a response refused".into()
+        });
+    }
     let scanned = scanned.map_err(|e| format!("scan_body rejected valid JSON: {e}"))?;
     if let Some(out) = &scanned.rewritten {
         check(serde_json::from_slice::<Value>(out).is_ok(), || {
