@@ -153,6 +153,17 @@ impl Upstream {
         Ok(v["requests"].as_array().cloned().unwrap_or_default())
     }
 
+    /// How many `/__mock/status/NNN` requests it answered since the last reset
+    /// (a failing collector pointed at it).
+    pub fn requests_status_hits(&self) -> Result<u64> {
+        let r = curl(
+            &[&format!("http://127.0.0.1:{}/__mock/requests", self.port)],
+            None,
+        )?;
+        let v: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+        Ok(v["status_hits"].as_u64().unwrap_or(0))
+    }
+
     pub fn reset(&self) -> Result<()> {
         curl(
             &[
@@ -258,12 +269,17 @@ impl Redis {
 
     /// Stop Redis and start it again on the same port and directory.
     pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// Stop Redis (until [`Redis::restart`]): waits until it no longer answers.
+    pub fn stop(&mut self) {
         self.proc = None;
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.ping() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.spawn()
     }
 
     pub fn url(&self) -> String {

@@ -20,6 +20,10 @@ Endpoints (any path prefix before ``/v1/`` is accepted, e.g. ``/openai/v1/...``)
   GET  /healthz                  200 "ok"
   GET  /__mock/requests          recorded requests as {"requests": [...]}
   POST /__mock/reset             clear the records and the id counter
+  ANY  /__mock/status/NNN        answer status NNN (200-599) with an OpenAI-shaped
+                               error body, not recorded as a request; the hits are
+                               counted in GET /__mock/requests's "status_hits"
+                               (a collector that fails, for the fault tests)
 
 The reply text is the base64-decoded ``x-mock-reply`` header if present, else the
 text of the last user message. Test-control request headers:
@@ -47,6 +51,9 @@ text of the last user message. Test-control request headers:
   x-mock-reply-repeat: N       the reply text N times over (1 to 10000)
   x-mock-content-encoding: gzip  compress the response body whatever the client
                                accepts (a misbehaving upstream)
+  x-mock-reset-after-bytes: N  streamed (SSE) replies only: send the head and the
+                               first N bytes of the body (as on the wire, chunk
+                               framing included), then reset the connection (RST)
 
 Every request (other than /__mock/* and /healthz) is recorded: method, path,
 headers as [name, value] pairs in received order, the exact body bytes as base64,
@@ -60,6 +67,7 @@ import gzip
 import hashlib
 import http.server
 import json
+import socket
 import socketserver
 import struct
 import sys
@@ -107,6 +115,7 @@ class State:
         self.lock = threading.Lock()
         self.records = collections.deque(maxlen=MAX_RECORDS)
         self.counter = 0
+        self.status_hits = 0
         self.record_fh = open(record_file, "a", encoding="utf-8") if record_file else None
 
     def next_id(self):
@@ -129,6 +138,11 @@ class State:
         with self.lock:
             self.records.clear()
             self.counter = 0
+            self.status_hits = 0
+
+    def hit_status(self):
+        with self.lock:
+            self.status_hits += 1
 
 
 # ---------------------------------------------------------------------------
@@ -747,6 +761,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+        reset_after = self.header_int("x-mock-reset-after-bytes", -1)
+        if reset_after >= 0:
+            if chunked:
+                events = [b"%x\r\n%s\r\n" % (len(ev), ev) for ev in events]
+            self.reset_after(b"".join(events)[:reset_after])
+            return
         for i, ev in enumerate(events):
             if chunk_delay and i:
                 time.sleep(chunk_delay)
@@ -758,6 +778,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def reset_after(self, data):
+        """Write ``data`` (after the head already buffered), then reset the connection."""
+        self.wfile.write(data)
+        self.wfile.flush()
+        time.sleep(0.05)
+        sock = self.connection
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        # The file objects hold the socket open; close them first so the RST goes now.
+        self.wfile.close()
+        self.rfile.close()
+        sock.close()
 
     # -- dispatch ---------------------------------------------------------
 
@@ -927,7 +960,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def mock_control(self, path, state):
         if path == "/__mock/requests" and self.command == "GET":
-            self.send_json(200, {"requests": state.snapshot()})
+            self.send_json(200, {"requests": state.snapshot(), "status_hits": state.status_hits})
+        elif path.startswith("/__mock/status/") and path[len("/__mock/status/"):].isdigit() \
+                and 200 <= int(path[len("/__mock/status/"):]) <= 599:
+            status = int(path[len("/__mock/status/"):])
+            state.hit_status()
+            self.send_json(status, openai_error("mock status %d from /__mock/status" % status,
+                                                "server_error", "mock_status_%d" % status))
         elif path == "/__mock/reset" and self.command == "POST":
             state.reset()
             self.send_json(200, {"ok": True})

@@ -774,5 +774,34 @@ class TestSdkClients(MockTestBase):
         self.assertEqual(out["chat"]["error"]["class"], "APIConnectionError")
 
 
+class TestFaultControls(MockTestBase):
+    def test_status_path_answers_and_counts(self):
+        self.reset()
+        resp, data = self.request("POST", "/__mock/status/500", b"x")
+        self.assertEqual(resp.status, 500)
+        self.assertEqual(json.loads(data)["error"]["code"], "mock_status_500")
+        resp, data = self.request("GET", "/__mock/requests")
+        body = json.loads(data)
+        self.assertEqual(body["status_hits"], 1)
+        self.assertEqual(body["requests"], [])
+
+    def test_reset_after_bytes(self):
+        body = json.dumps({"model": "m", "stream": True,
+                           "messages": [{"role": "user", "content": "a long enough reply " * 20}]}).encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"x-mock-reset-after-bytes: 200\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            got = b""
+            with self.assertRaises(ConnectionResetError):
+                while True:
+                    part = s.recv(65536)
+                    if not part:
+                        break
+                    got += part
+        head, _, rest = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"))
+        self.assertEqual(len(rest), 200)
+
+
 if __name__ == "__main__":
     unittest.main()

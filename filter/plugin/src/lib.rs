@@ -161,6 +161,7 @@ impl RootContext for GuardRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let policy = self.policy.clone()?;
         Some(Box::new(GuardStream {
+            trap_on_header: policy.trap_on_header.clone(),
             flow: RequestFlow::new(policy),
             host: ProxyWasmHost {
                 metrics: self.metrics.clone(),
@@ -177,6 +178,8 @@ impl RootContext for GuardRoot {
 
 /// One HTTP stream.
 struct GuardStream {
+    /// `testOnly.trapOnHeader` (fault tests only).
+    trap_on_header: Option<String>,
     flow: RequestFlow,
     host: ProxyWasmHost,
 }
@@ -204,6 +207,14 @@ impl Context for GuardStream {
 
 impl HttpContext for GuardStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if let Some(name) = &self.trap_on_header {
+            if self.host.request_header(name).is_some() {
+                // Test-only (`testOnly.trapOnHeader`): a Wasm trap on purpose,
+                // so the fault tests can show Envoy's `failure_policy`.
+                log::error!("tollgate: testOnly.trapOnHeader {name} seen: aborting the VM");
+                std::process::abort();
+            }
+        }
         action(self.flow.on_request_headers(&mut self.host, end_of_stream))
     }
 

@@ -97,6 +97,9 @@ pub struct Policy {
     pub access: Option<crate::access::AccessPolicy>,
     /// The module's sha256 as the deployment pinned it.
     pub module_sha256: Option<String>,
+    /// `testOnly.trapOnHeader`, lower-cased: the plugin aborts the VM on a
+    /// request with this header (fault tests only).
+    pub trap_on_header: Option<String>,
 }
 
 /// Compiled [`ResponsesConfig`].
@@ -333,8 +336,26 @@ impl PluginConfig {
                 Some(h)
             }
         };
+        let trap_on_header = match self
+            .test_only
+            .as_ref()
+            .and_then(|t| t.trap_on_header.as_ref())
+        {
+            None => None,
+            Some(h) => {
+                let h = h.trim().to_ascii_lowercase();
+                if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                    return Err(ConfigError::at(
+                        "testOnly.trapOnHeader",
+                        "must be a header name ([A-Za-z0-9-]+)",
+                    ));
+                }
+                Some(h)
+            }
+        };
         Ok(Policy {
             module_sha256,
+            trap_on_header,
             detector_ids,
             access,
             max_body_bytes: self.max_body_bytes as usize,

@@ -69,6 +69,20 @@ pub struct PluginConfig {
     /// every embedded model.
     #[serde(default)]
     pub module_sha256: Option<String>,
+    /// Settings for fault-injection tests only; never set in a deployment.
+    #[serde(default)]
+    pub test_only: Option<TestOnlyConfig>,
+}
+
+/// Settings that exist for the fault tests (`tests/faults`) and nothing else.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestOnlyConfig {
+    /// A request carrying this header makes the VM abort (a Wasm trap), to
+    /// show Envoy's `failure_policy`. Test-only: a deployment never sets it.
+    #[serde(default)]
+    pub trap_on_header: Option<String>,
 }
 
 /// OTLP/HTTP trace export.

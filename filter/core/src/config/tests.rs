@@ -32,8 +32,26 @@ fn minimal_config_uses_defaults() {
 fn unknown_field_is_named() {
     assert_eq!(
         err(r#"{"schemaVersion":1,"maxBodyByte":5}"#),
-        "config.maxBodyByte: unknown field `maxBodyByte`, expected one of `schemaVersion`, `maxBodyBytes`, `malformedJson`, `unknownJson`, `routes`, `detectors`, `exposeFindings`, `responses`, `identity`, `rateLimit`, `traces`, `pauseAtHeaders`, `audit`, `anomaly`, `access`, `moduleSha256` at line 1 column 32"
+        "config.maxBodyByte: unknown field `maxBodyByte`, expected one of `schemaVersion`, `maxBodyBytes`, `malformedJson`, `unknownJson`, `routes`, `detectors`, `exposeFindings`, `responses`, `identity`, `rateLimit`, `traces`, `pauseAtHeaders`, `audit`, `anomaly`, `access`, `moduleSha256`, `testOnly` at line 1 column 32"
     );
+}
+
+#[test]
+fn test_only_trap_header_is_off_unless_set_and_checked() {
+    let p = Policy::from_json(br#"{"schemaVersion":1}"#);
+    assert!(matches!(p, Ok(ref p) if p.trap_on_header.is_none()));
+    let p = Policy::from_json(
+        br#"{"schemaVersion":1,"testOnly":{"trapOnHeader":" X-Tollgate-Test-Trap "}}"#,
+    );
+    assert!(
+        matches!(p, Ok(ref p) if p.trap_on_header.as_deref() == Some("x-tollgate-test-trap")),
+        "{p:?}"
+    );
+    assert_eq!(
+        err(r#"{"schemaVersion":1,"testOnly":{"trapOnHeader":"bad header"}}"#),
+        "config.testOnly.trapOnHeader: must be a header name ([A-Za-z0-9-]+)"
+    );
+    assert!(err(r#"{"schemaVersion":1,"testOnly":{"trap":"x"}}"#).contains("unknown field `trap`"));
 }
 
 #[test]
