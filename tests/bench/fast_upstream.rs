@@ -221,8 +221,8 @@ fn read_request(r: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<
         let Some(colon) = l.iter().position(|&b| b == b':') else {
             return Err(bad("header without a colon"));
         };
-        let name = &l[..colon];
-        let value = String::from_utf8_lossy(&l[colon + 1..]);
+        let (name, rest) = l.split_at(colon);
+        let value = String::from_utf8_lossy(rest.get(1..).unwrap_or_default());
         let value = value.trim();
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = value.parse().map_err(|_| bad("bad content-length"))?;

@@ -209,7 +209,7 @@ fn eval_injection(file: &str, as_json: bool, scores_out: Option<&str>) -> ExitCo
     let mut errors = 0usize;
     let mut per_line = String::new();
     for (n, v) in lines {
-        let label = match &v["label"] {
+        let label = match v.get("label").unwrap_or(&Value::Null) {
             Value::Number(x) if x.as_u64() == Some(1) => true,
             Value::Number(x) if x.as_u64() == Some(0) => false,
             Value::Bool(b) => *b,
@@ -218,11 +218,11 @@ fn eval_injection(file: &str, as_json: bool, scores_out: Option<&str>) -> ExitCo
                 return ExitCode::from(1);
             }
         };
-        let Some(t) = v["text"].as_str() else {
+        let Some(t) = v.get("text").and_then(Value::as_str) else {
             eprintln!("{file}:{n}: text must be a string");
             return ExitCode::from(1);
         };
-        let channel = match v["channel"].as_str() {
+        let channel = match v.get("channel").and_then(Value::as_str) {
             Some("tool") => Channel::Tool,
             Some("document") => Channel::Document,
             Some("system") => Channel::System,
@@ -357,12 +357,17 @@ fn eval_pii(file: &str, as_json: bool) -> ExitCode {
     };
     let mut report = PiiReport::default();
     for (n, v) in lines {
-        let Some(t) = v["text"].as_str() else {
+        let Some(t) = v.get("text").and_then(Value::as_str) else {
             eprintln!("{file}:{n}: text must be a string");
             return ExitCode::from(1);
         };
         let mut gold = Vec::new();
-        for s in v["spans"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        for s in v
+            .get("spans")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             let (Some(start), Some(end), Some(kind)) =
                 (s["start"].as_u64(), s["end"].as_u64(), s["type"].as_str())
             else {

@@ -78,8 +78,8 @@ fn texts(parts: &[&str], n: usize, size: usize, seed: u64) -> Vec<String> {
         .map(|_| {
             let mut text = String::with_capacity(size + 200);
             while text.len() < size {
-                let part = parts[rng.next() % parts.len()];
-                let name = NAMES[rng.next() % NAMES.len()];
+                let part = parts.get(rng.next() % parts.len().max(1)).unwrap_or(&"");
+                let name = NAMES.get(rng.next() % NAMES.len()).unwrap_or(&"");
                 let line = format!("{part} ({name}, {})\n", rng.next() % 10_000);
                 if text.len() + line.len() > size {
                     break;

@@ -39,8 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let parse_us = parse.elapsed().as_secs_f64() / n as f64 * 1e6;
         // The user message's text, as the filter scans it.
         let v: serde_json::Value = serde_json::from_slice(&b)?;
-        let text = v["messages"][1]["content"]
-            .as_str()
+        let text = v
+            .pointer("/messages/1/content")
+            .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .to_string();
         let t = Instant::now();

@@ -25,7 +25,8 @@ pub fn auc(scores: &[(f32, bool)]) -> f64 {
     let mut i = 0;
     while i < s.len() {
         let mut j = i;
-        while s.get(j).is_some_and(|x| x.0 == s[i].0) {
+        let here = s.get(i).map_or(0.0, |x| x.0);
+        while s.get(j).is_some_and(|x| x.0.total_cmp(&here).is_eq()) {
             j += 1;
         }
         // ranks i+1 ..= j share their average

@@ -2,7 +2,7 @@
 //! `tests/data/api/`, wrong types, deep nesting, and the unknown-JSON policy.
 
 // The helpers below are test code too: a bad fixture should fail loudly.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use serde_json::{json, Value};
 use tollgate_core::api::SegmentKind::*;

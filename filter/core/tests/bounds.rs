@@ -5,7 +5,12 @@
 //! whole scan: they finish and their findings stay within the caps.
 
 // Test code: a broken fixture should fail loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod gen;
 

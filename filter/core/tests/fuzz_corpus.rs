@@ -3,6 +3,8 @@
 //! `cargo fuzz` targets call (`tollgate_core::fuzz`), so `cargo test` checks
 //! them on stable without libFuzzer. README, "Fuzzing (issue #10)".
 
+#![allow(clippy::indexing_slicing)]
+
 use std::path::{Path, PathBuf};
 use tollgate_core::fuzz::{self, EncodedStatus, TARGETS};
 

@@ -7,7 +7,12 @@
 //! [`shared_data_report`]).
 
 // Test code: a broken fixture should fail loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;

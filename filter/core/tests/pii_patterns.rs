@@ -4,7 +4,12 @@
 //! default threshold of 0.5.
 
 // Test code: a broken fixture should fail loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::OnceLock;
 use tollgate_core::detect::pii::validators::{de_tax_id_check, it_fiscal_code_check};

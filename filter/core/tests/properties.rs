@@ -9,7 +9,12 @@
 //! (c) pseudonymise, then restore, gives the original text back.
 
 // Test code: a broken fixture should fail loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod gen;
 

@@ -1,7 +1,12 @@
 //! The built `tollgate-ratelimit` binary, started as a process and called over
 //! gRPC with a tonic client, as Envoy calls it. The Redis tests start Debian's
 //! `redis-server` on a free port with append-only persistence in a temp dir.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -217,7 +217,7 @@ impl NgramModel {
             .get(16..)
             .unwrap_or_default()
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| <[u8; 4]>::try_from(c).map_or(f32::NAN, f32::from_le_bytes))
             .collect();
         if !bias.is_finite() || weights.iter().any(|w| !w.is_finite()) {
             return Err(NgramModelError::NonFinite);

@@ -128,6 +128,8 @@ const LEET: u8 = 2;
 const SEP: u8 = 4;
 const B64: u8 = 8;
 
+// Evaluated at compile time (the table is a const): an index out of range fails the build.
+#[allow(clippy::indexing_slicing)]
 const fn class_table() -> [u8; 256] {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -328,11 +330,12 @@ fn leet(base: &str) -> Option<DerivedView> {
     let bytes = base.as_bytes();
     let mut start = 0;
     while start < bytes.len() {
-        let end = bytes[start..]
+        let rest = bytes.get(start..).unwrap_or_default();
+        let end = rest
             .iter()
             .position(|&b| b == b' ')
             .map_or(bytes.len(), |p| start + p);
-        let word = &bytes[start..end];
+        let word = bytes.get(start..end).unwrap_or_default();
         let letters = word.iter().filter(|b| b.is_ascii_alphabetic()).count();
         let leets = word.iter().filter(|&&b| leet_char(b).is_some()).count();
         if letters >= 1 && leets >= 1 && letters + leets >= 3 {
