@@ -183,6 +183,32 @@ fn identity_from_api_key_headers_metadata_or_default() {
 }
 
 #[test]
+fn identity_values_are_bounded_at_128_bytes() {
+    let p = policy(r#"{"schemaVersion":1,"identity":{"tenant":[{"header":"x-tenant-id"}]}}"#);
+    let ip = p.identity.clone().unwrap_or_else(|| unreachable!());
+    let no_meta = |_: &[String]| None;
+    let at = "t".repeat(super::MAX_IDENTITY_LEN);
+    let past = "t".repeat(super::MAX_IDENTITY_LEN + 1);
+    for (value, want) in [(&at, Some(at.clone())), (&past, None)] {
+        let h = |n: &str| (n == "x-tenant-id").then(|| value.clone());
+        assert_eq!(ip.resolve(&h, &no_meta).map(|i| i.tenant), want);
+    }
+    // The configured default tenant obeys the same bound.
+    let cfg = |t: &str| {
+        format!(r#"{{"schemaVersion":1,"identity":{{"unknown":{{"defaultTenant":"{t}"}}}}}}"#)
+    };
+    assert!(Policy::from_json(cfg(&at).as_bytes()).is_ok());
+    let e = Policy::from_json(cfg(&past).as_bytes())
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        e.as_deref()
+            .is_some_and(|e| e.contains("identity.unknown.defaultTenant")),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn ietf_headers_from_statuses() {
     let s = vec![
         LimitStatus {

@@ -786,3 +786,21 @@ fn the_responses_apis_streamed_echo_of_instructions_never_shows_the_canary() {
     );
     assert!(client.contains("Hello."), "{client}");
 }
+
+#[test]
+fn shadow_entries_are_capped_at_32_per_request_and_every_decision_still_counted() {
+    let body = chat("gpt-4o", "hello");
+    let mut h = req("/v1/chat/completions", "shadowco", None, &body);
+    let mut flow = send(&mut h);
+    let audits = h.audit_lines.len();
+    for i in 0..MAX_SHADOW + 8 {
+        let kind: &'static str = Box::leak(format!("KIND_{i}").into_boxed_str());
+        flow.record_shadow(&mut h, kind, "block", "rule");
+    }
+    // The header's list and the span's stop at the cap...
+    assert_eq!(flow.shadow.len(), MAX_SHADOW);
+    assert_eq!(flow.trace().shadow.len(), MAX_SHADOW);
+    // ...while each decision past it is still counted and audited.
+    assert_eq!(h.counter("tollgate.shadow_decisions.reason.kind_39"), 1);
+    assert_eq!(h.audit_lines.len(), audits + MAX_SHADOW + 8);
+}
