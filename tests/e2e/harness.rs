@@ -608,7 +608,7 @@ impl Envoy {
         let inj_listener = free_port()?;
         let pii_listener = free_port()?;
         let mut more_listeners = Vec::new();
-        for placeholder in [10004u16, 10005, 10006, 10007] {
+        for placeholder in [10004u16, 10005, 10006, 10007, 10008] {
             more_listeners.push((placeholder, free_port()?));
         }
         let text = std::fs::read_to_string(root().join(config)).map_err(|e| e.to_string())?;
@@ -639,6 +639,10 @@ impl Envoy {
             .replace(
                 "port_value: 10007",
                 &format!("port_value: {}", port_for(&more_listeners, 10007)),
+            )
+            .replace(
+                "port_value: 10008",
+                &format!("port_value: {}", port_for(&more_listeners, 10008)),
             )
             .replace("port_value: 18080", &format!("port_value: {upstream_port}"))
             .replace(

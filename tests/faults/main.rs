@@ -62,6 +62,10 @@ const CASES: &[Case] = &[
         ratelimit_error,
     ),
     (
+        "ratelimit_service_down_allow_passes_degraded",
+        ratelimit_down_allow,
+    ),
+    (
         "ratelimit_service_with_redis_stopped_times_out_and_deny_holds",
         ratelimit_redis_down,
     ),
@@ -336,6 +340,41 @@ fn raw_response(bytes: &[u8]) -> Result<(u16, Vec<u8>)> {
 }
 
 // --- the rate-limit service answers an error --------------------------------
+
+/// Nothing listens at the rate-limit service's address (listener 10008,
+/// failureMode allow): every request passes, marked degraded both ways, and
+/// the failed calls are counted. (Down with deny: e2e `limits_failure_modes`.)
+fn ratelimit_down_allow(ctx: &Ctx) -> Result<()> {
+    ctx.up.reset()?;
+    let failed_before = prom(ctx, "tollgate_ratelimit_calls{result=\"failed\"}")?;
+    let degraded_before = prom(ctx, "tollgate_degraded_detector_ratelimit{}")?;
+    let url = ctx.envoy.url_at(10008, "/v1/chat/completions");
+    for _ in 0..5 {
+        let r = post(&url, &chat("hello"), &["x-tenant-id: faults-down"])?;
+        check_eq!(r.status, 200);
+        check_eq!(r.header("x-tollgate-degraded"), Some("ratelimit"));
+    }
+    let reqs = ctx.up.requests()?;
+    check_eq!(reqs.len(), 5);
+    for req in &reqs {
+        check_eq!(
+            recorded_header(req, "x-tollgate-degraded").as_deref(),
+            Some("ratelimit")
+        );
+    }
+    check_eq!(
+        prom(ctx, "tollgate_degraded_detector_ratelimit{}")? - degraded_before,
+        5.0
+    );
+    // One failed call counted per request: with nothing listening, the
+    // request's failure is decided once (the gRPC answer case above counts an
+    // answer per check).
+    check_eq!(
+        prom(ctx, "tollgate_ratelimit_calls{result=\"failed\"}")? - failed_before,
+        5.0
+    );
+    settled(ctx, "limits_down_allow")
+}
 
 fn ratelimit_error(ctx: &Ctx) -> Result<()> {
     let id = "x-tenant-id: faults-err";
