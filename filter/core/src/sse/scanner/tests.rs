@@ -1150,3 +1150,43 @@ fn a_snapshot_that_differs_from_the_streamed_call_is_checked() {
         good.as_bytes()
     );
 }
+
+#[test]
+fn events_queued_behind_a_check_at_and_past_max_body_bytes() {
+    // A tool call (index 0) holds every event until it ends; text of index 1
+    // queues behind it. The queue may hold exactly maxBodyBytes of events.
+    let p = policy(
+        r#"{"schemaVersion":1,"maxBodyBytes":4096,"detectors":[{"type":"pii","id":"pii","ner":false}]}"#,
+    );
+    let stream = |pad: usize| {
+        let first = "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},\"finish_reason\":null}]}\n\n".to_string();
+        let text = |t: &str| {
+            format!("data: {{\"choices\":[{{\"index\":1,\"delta\":{{\"content\":\"{t}\"}},\"finish_reason\":null}}]}}\n\n")
+        };
+        let finish =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
+                .to_string();
+        let mut queued = vec![first];
+        for i in 0..30 {
+            queued.push(text(&format!("word{i} ")));
+        }
+        let used: usize = queued.iter().map(String::len).sum::<usize>() + finish.len();
+        let last = text("");
+        // The last text event brings the queue to 4096 + pad bytes.
+        let fill = (4096 + pad).saturating_sub(used + last.len());
+        queued.push(text(&"y".repeat(fill)));
+        queued.push(finish);
+        let total: usize = queued.iter().map(String::len).sum();
+        (queued.concat() + "data: [DONE]\n\n", total)
+    };
+    let (at, total) = stream(0);
+    assert_eq!(total, 4096);
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, at.as_bytes());
+    assert_eq!(outcome.blocked, None, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(out, at.as_bytes(), "released unchanged");
+    let (past, total) = stream(1);
+    assert_eq!(total, 4097);
+    let (out, outcome) = run(StreamApi::OpenaiChat, &p, past.as_bytes());
+    assert_eq!(outcome.blocked, Some("BAD_STREAM"));
+    assert!(String::from_utf8_lossy(&out).contains("invalid_upstream_stream"));
+}
