@@ -382,7 +382,7 @@ fn deny_listed_anthropic(ctx: &Ctx) -> Result<()> {
     check_eq!(j["error"]["type"], "permission_error");
     let msg = j["error"]["message"].as_str().unwrap_or_default();
     check!(
-        msg.starts_with("request blocked by policy (PROMPT_INJECTION:pi.extract.reveal-system-prompt=0.850,PROMPT_INJECTION:pi.model=0.9")
+        msg.starts_with("request blocked by policy (PROMPT_INJECTION:pi.extract.reveal-system-prompt=0.850,PROMPT_INJECTION:pi.extract.see-system-config=0.850,PROMPT_INJECTION:pi.model=0.9")
             && msg.ends_with(",DENY_LIST:deny-list.jailbreak-phrases)"),
         "{msg}"
     );
