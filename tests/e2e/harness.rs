@@ -937,3 +937,71 @@ macro_rules! check_eq {
         }
     };
 }
+
+/// A case that needs no shared services.
+pub type Standalone = (&'static str, fn() -> Result<()>);
+
+/// A case run against a group's shared context `C`.
+pub type GroupCase<C> = (&'static str, fn(&C) -> Result<()>);
+
+/// Runs a test binary's cases: the arguments that do not start with `-` are
+/// name substrings (none: every case). The selected standalone cases run
+/// first; then, if any grouped case is selected, `start` makes the group's
+/// context once (one Envoy start) and each selected case runs after `reset`.
+/// One line per case, a summary, and exit status 1 when any failed.
+pub fn run_cases<C>(
+    standalone: &[Standalone],
+    cases: &[GroupCase<C>],
+    start_name: &str,
+    start: impl FnOnce() -> Result<C>,
+    reset: impl Fn(&C) -> Result<()>,
+) {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let selected =
+        |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    let mut report = |name: &str, started: Instant, r: Result<()>| match r {
+        Ok(()) => {
+            passed += 1;
+            println!(
+                "test {name} ... ok ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Err(e) => {
+            println!("test {name} ... FAILED\n    {}", e.replace('\n', "\n    "));
+            failed.push(name.to_string());
+        }
+    };
+    for (name, f) in standalone {
+        if selected(name) {
+            report(name, Instant::now(), f());
+        }
+    }
+    if cases.iter().any(|(n, _)| selected(n)) {
+        match start() {
+            Ok(ctx) => {
+                for (name, f) in cases {
+                    if selected(name) {
+                        let started = Instant::now();
+                        report(name, started, reset(&ctx).and_then(|()| f(&ctx)));
+                    }
+                }
+            }
+            Err(e) => report(start_name, Instant::now(), Err(e)),
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        failed.len()
+    );
+    if !failed.is_empty() {
+        println!("failed: {failed:?}");
+        std::process::exit(1);
+    }
+}

@@ -22,7 +22,7 @@ struct Ctx {
     phoenix: Phoenix,
 }
 
-type Case = (&'static str, fn(&Ctx) -> Result<()>);
+type Case = GroupCase<Ctx>;
 
 const CASES: &[Case] = &[
     ("benign_http1_reaches_upstream_byte_for_byte", benign_http1),
@@ -150,9 +150,6 @@ const CASES: &[Case] = &[
 ];
 
 /// Cases that need no running Envoy.
-type Standalone = (&'static str, fn() -> Result<()>);
-
-/// Cases that need no running Envoy (listed above `main`).
 const STANDALONE: &[Standalone] = &[
     ("every_envoy_config_validates", validate_configs),
     (
@@ -191,51 +188,13 @@ const STANDALONE: &[Standalone] = &[
 ];
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected =
-        |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    let mut failed = Vec::new();
-    let mut passed = 0;
-    let mut report = |name: &str, r: Result<()>| match r {
-        Ok(()) => {
-            passed += 1;
-            println!("test {name} ... ok");
-        }
-        Err(e) => {
-            println!("test {name} ... FAILED\n    {}", e.replace('\n', "\n    "));
-            failed.push(name.to_string());
-        }
-    };
-    for (name, f) in STANDALONE {
-        if selected(name) {
-            report(name, f());
-        }
-    }
-    if CASES.iter().any(|(n, _)| selected(n)) {
-        match start() {
-            Ok(ctx) => {
-                for (name, f) in CASES {
-                    if selected(name) {
-                        let r = ctx.up.reset().and_then(|()| f(&ctx));
-                        report(name, r);
-                    }
-                }
-            }
-            Err(e) => report("start_envoy_and_upstream", Err(e)),
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len()
+    run_cases(
+        STANDALONE,
+        CASES,
+        "start_envoy_and_upstream",
+        start,
+        |ctx: &Ctx| ctx.up.reset(),
     );
-    if !failed.is_empty() {
-        println!("failed: {failed:?}");
-        std::process::exit(1);
-    }
 }
 
 fn start() -> Result<Ctx> {

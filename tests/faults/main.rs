@@ -18,7 +18,6 @@ use tollgate_e2e::*;
 
 /// The body generator of the core's property tests (issue #10, point 2): a
 /// sample of its bodies goes through real Envoy too.
-#[allow(dead_code)]
 #[path = "../../filter/core/tests/gen/mod.rs"]
 mod gen;
 
@@ -54,7 +53,7 @@ impl Ctx {
     }
 }
 
-type Case = (&'static str, fn(&Ctx) -> Result<()>);
+type Case = GroupCase<Ctx>;
 
 const CASES: &[Case] = &[
     (
@@ -111,60 +110,21 @@ const CASES: &[Case] = &[
 ];
 
 fn main() {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let selected =
-        |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    let mut failed = Vec::new();
-    let mut passed = 0;
-    if CASES.iter().any(|(n, _)| selected(n)) {
-        match start() {
-            Ok(ctx) => {
-                for (name, f) in CASES {
-                    if selected(name) {
-                        let started = Instant::now();
-                        match ctx.up.reset().and_then(|()| f(&ctx)) {
-                            Ok(()) => {
-                                passed += 1;
-                                println!(
-                                    "test {name} ... ok ({:.1} s)",
-                                    started.elapsed().as_secs_f64()
-                                );
-                            }
-                            Err(e) => {
-                                println!(
-                                    "test {name} ... FAILED\n    {}",
-                                    e.replace('\n', "\n    ")
-                                );
-                                failed.push(name.to_string());
-                            }
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                println!("test start_envoy_and_services ... FAILED\n    {e}");
-                failed.push("start_envoy_and_services".to_string());
-            }
-        }
-    }
-    println!(
-        "\ntest result: {}. {passed} passed; {} failed",
-        if failed.is_empty() { "ok" } else { "FAILED" },
-        failed.len()
+    run_cases(
+        &[],
+        CASES,
+        "start_envoy_and_services",
+        start,
+        |ctx: &Ctx| ctx.up.reset(),
     );
-    if !failed.is_empty() {
-        println!("failed: {failed:?}");
-        std::process::exit(1);
-    }
 }
 
 fn start() -> Result<Ctx> {
     let up = Upstream::start()?;
     let limiter = Limiter::start("tests/e2e/ratelimit.yaml")?;
-    let envoy = Envoy::start_with(CONFIG, up.port, &[(18081, limiter.port)])?;
+    // Nothing listens at 18083 (the down rate-limit service of listener 10008).
+    let down = free_port()?;
+    let envoy = Envoy::start_with(CONFIG, up.port, &[(18081, limiter.port), (18083, down)])?;
     Ok(Ctx {
         up,
         envoy,

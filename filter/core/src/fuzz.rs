@@ -638,19 +638,6 @@ fn code(v: u8) -> Code {
     }
 }
 
-fn unit_seconds(v: u8) -> u64 {
-    match v {
-        1 => 1,
-        2 => 60,
-        3 => 3_600,
-        4 => 86_400,
-        5 => 30 * 86_400,
-        6 => 365 * 86_400,
-        7 => 7 * 86_400,
-        _ => 0,
-    }
-}
-
 fn put_field(out: &mut Vec<u8>, field: u64, v: u64) {
     put_varint(out, field << 3);
     put_varint(out, v);
@@ -689,7 +676,7 @@ impl Generated {
                     limit: s
                         .limit
                         .as_ref()
-                        .map(|(n, u, _)| (*n, proto::Unit(unit_seconds(*u)))),
+                        .map(|(n, u, _)| (*n, proto::Unit::from_enum(u64::from(*u)))),
                     limit_name: s
                         .limit
                         .as_ref()

@@ -44,7 +44,8 @@ impl Code {
 pub struct Unit(pub u64);
 
 impl Unit {
-    fn from_enum(v: u64) -> Unit {
+    /// The unit of `RateLimit.Unit`'s enum value `v` (0 seconds when unknown).
+    pub(crate) fn from_enum(v: u64) -> Unit {
         Unit(match v {
             1 => 1,
             2 => 60,
