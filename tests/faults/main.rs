@@ -301,16 +301,11 @@ fn raw_response(bytes: &[u8]) -> Result<(u16, Vec<u8>)> {
 
 // --- the rate-limit service answers an error --------------------------------
 
-/// Nothing listens at the rate-limit service's address (listener 10008,
-/// failureMode allow): every request passes, marked degraded both ways, and
-/// the failed calls are counted. (Down with deny: e2e `limits_failure_modes`.)
-fn ratelimit_down_allow(ctx: &Ctx) -> Result<()> {
-    ctx.up.reset()?;
-    let failed_before = prom(ctx, "tollgate_ratelimit_calls{result=\"failed\"}")?;
-    let degraded_before = prom(ctx, "tollgate_degraded_detector_ratelimit{}")?;
-    let url = ctx.envoy.url_at(10008, "/v1/chat/completions");
+/// Five requests to `url` under failureMode allow: each answered 200 and
+/// marked `x-tollgate-degraded: ratelimit` for the client and the upstream.
+fn five_pass_degraded(ctx: &Ctx, url: &str, id: &str) -> Result<()> {
     for _ in 0..5 {
-        let r = post(&url, &chat("hello"), &["x-tenant-id: faults-down"])?;
+        let r = post(url, &chat("hello"), &[id])?;
         check_eq!(r.status, 200);
         check_eq!(r.header("x-tollgate-degraded"), Some("ratelimit"));
     }
@@ -322,6 +317,18 @@ fn ratelimit_down_allow(ctx: &Ctx) -> Result<()> {
             Some("ratelimit")
         );
     }
+    Ok(())
+}
+
+/// Nothing listens at the rate-limit service's address (listener 10008,
+/// failureMode allow): every request passes, marked degraded both ways, and
+/// the failed calls are counted. (Down with deny: e2e `limits_failure_modes`.)
+fn ratelimit_down_allow(ctx: &Ctx) -> Result<()> {
+    ctx.up.reset()?;
+    let failed_before = prom(ctx, "tollgate_ratelimit_calls{result=\"failed\"}")?;
+    let degraded_before = prom(ctx, "tollgate_degraded_detector_ratelimit{}")?;
+    let url = ctx.envoy.url_at(10008, "/v1/chat/completions");
+    five_pass_degraded(ctx, &url, "x-tenant-id: faults-down")?;
     check_eq!(
         prom(ctx, "tollgate_degraded_detector_ratelimit{}")? - degraded_before,
         5.0
@@ -366,19 +373,7 @@ fn ratelimit_error(ctx: &Ctx) -> Result<()> {
         stat(ctx, "http.grpc_unavailable.downstream_rq_2xx")? - answered,
         10.0
     );
-    for _ in 0..5 {
-        let r = post(&ctx.allow_url(), &chat("hello"), &[id])?;
-        check_eq!(r.status, 200);
-        check_eq!(r.header("x-tollgate-degraded"), Some("ratelimit"));
-    }
-    let reqs = ctx.up.requests()?;
-    check_eq!(reqs.len(), 5);
-    for req in &reqs {
-        check_eq!(
-            recorded_header(req, "x-tollgate-degraded").as_deref(),
-            Some("ratelimit")
-        );
-    }
+    five_pass_degraded(ctx, &ctx.allow_url(), id)?;
     // Each passed request: its two checks, and no usage report after the
     // answer (the failed check reserved nothing).
     check_eq!(
