@@ -1210,6 +1210,63 @@ fn secrets_in_prose() {
 }
 
 #[test]
+fn login_pairs_report_the_password() {
+    for (text, value) in [
+        (
+            "the login for the build server is deploy / Harbor77!x",
+            "Harbor77!x",
+        ),
+        (
+            "Credentials: root:Kq8#vLm2pZ, rotate them Monday",
+            "Kq8#vLm2pZ",
+        ),
+        ("creds are svc_backup/Tz9!mQ2wLx", "Tz9!mQ2wLx"),
+        ("Die Zugangsdaten lauten admin / Sommer2024!", "Sommer2024!"),
+        (
+            "Mes identifiants sont j.martin : Soleil#4471",
+            "Soleil#4471",
+        ),
+        (
+            "Las credenciales del servidor son admin / Gato#Azul_23.",
+            "Gato#Azul_23",
+        ),
+        ("Le credenziali sono operatore / Pizza!9931", "Pizza!9931"),
+        ("De inloggegevens zijn beheer / Fiets!2024a", "Fiets!2024a"),
+        ("As credenciais são admin / Praia#2023x", "Praia#2023x"),
+    ] {
+        assert_eq!(found(text), vec![(PiiType::Secret, value)], "{text}");
+    }
+    for text in [
+        "the login page is at /admin/settings",
+        "the login for Jenkins is the same as for GitLab",
+        "logins are 42/100 this week",
+        "credentials: see the vault entry prod/db",
+        "the login is admin / admin",
+        "login is user / password",
+        "Login: alice/bob/charlie are the reviewers",
+    ] {
+        assert!(!kinds(text).contains(&PiiType::Secret), "{text}");
+    }
+}
+
+#[test]
+fn a_passport_word_further_back_does_not_take_a_national_id() {
+    let text = "paspoortnummer PDA4BUX27 Voor de aanvraag: BSN: 111222333.";
+    assert_eq!(
+        found(text),
+        vec![
+            (PiiType::Passport, "PDA4BUX27"),
+            (PiiType::NlBsn, "111222333")
+        ]
+    );
+    // A generic number word between them does not count as the id's.
+    assert_eq!(
+        found("passaporto numero 123456789"),
+        vec![(PiiType::Passport, "123456789")]
+    );
+}
+
+#[test]
 fn url_passwords() {
     assert_eq!(
         found("DATABASE_URL=postgres://app:Winter5592?x@db.internal:5432/app"),

@@ -291,6 +291,9 @@ pub struct Context {
     /// Types with a context word in the same sentence as the match (no
     /// sentence end between them).
     pub same_sentence: u64,
+    /// Types of the context word closest before the match ("paspoortnummer
+    /// X, BSN: 937179620": the BSN word is the one that goes with the number).
+    pub nearest: u64,
 }
 
 impl Context {
@@ -329,6 +332,7 @@ impl<'a> Acc<'a> {
             self.ctx.after_negative = 0;
         } else {
             self.ctx.positive |= bits;
+            self.ctx.nearest = bits;
             if !ends_sentence(self.text.as_bytes(), end, self.start) {
                 self.ctx.same_sentence |= bits;
             }

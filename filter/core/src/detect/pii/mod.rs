@@ -345,6 +345,11 @@ impl Scan<'_> {
             }
         }
         if flags & DIGIT == 0 {
+            if secrets::maybe_login(len, first, at(b, s + 1)) {
+                if let Some(end) = self.login_pair(s, e) {
+                    return end;
+                }
+            }
             if secrets::maybe_noun(len, first, at(b, s + 1), at(b, s + 2)) {
                 if let Some(end) = self.secret_phrase(s, e) {
                     return end;

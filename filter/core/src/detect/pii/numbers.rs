@@ -837,6 +837,27 @@ impl Scan<'_> {
             passport_format(w)
         };
         if ok && right_ok(self.text, e) {
+            // The closest context word names a national id and not a passport
+            // ("paspoortnummer X, BSN: 937179620"): the number is that id's.
+            // (Generic words such as "numero" do not count.)
+            let nearest = self.context(s).nearest;
+            let ids = [
+                PiiType::UsSsn,
+                PiiType::UkNin,
+                PiiType::NhsNumber,
+                PiiType::EsDni,
+                PiiType::EsNie,
+                PiiType::ItFiscalCode,
+                PiiType::NlBsn,
+                PiiType::FrNir,
+                PiiType::DeTaxId,
+                PiiType::UsRoutingNumber,
+            ]
+            .iter()
+            .fold(0, |acc, k| acc | k.bit());
+            if nearest & ids != 0 && nearest & PiiType::Passport.bit() == 0 {
+                return;
+            }
             self.push_if_ctx(PiiType::Passport, s, e, 0.45, "pii.passport");
         }
     }

@@ -555,11 +555,41 @@ pub const SECRET_NOUNS: &[&str] = &[
     "sleutel",
 ];
 
+/// Words that name a user name and password pair ("the login for the staging
+/// box is admin / X", "credentials: root:X", "Zugangsdaten: admin / X"), in
+/// en, de, fr, es, it, nl, pt (lower case, whole ASCII words).
+pub const LOGIN_NOUNS: &[&str] = &[
+    "login",
+    "logins",
+    "credentials",
+    "creds",
+    "zugangsdaten",
+    "anmeldedaten",
+    "logindaten",
+    "identifiants",
+    "credenciales",
+    "credenziali",
+    "inloggegevens",
+    "credenciais",
+];
+
+/// Whether a letters-only word of `len` bytes starting with these two may
+/// be a [`LOGIN_NOUNS`] word.
+#[inline]
+pub(crate) fn maybe_login(len: usize, a: u8, b: u8) -> bool {
+    (5..=13).contains(&len)
+        && matches!(
+            [a | 0x20, b | 0x20],
+            [b'l', b'o'] | [b'c', b'r'] | [b'z', b'u'] | [b'a', b'n'] | [b'i', b'd'] | [b'i', b'n']
+        )
+}
+
 /// The verbs and prepositions that introduce the value after a noun ("is",
 /// "set ... to", "lautet", "est", "es", "è", "é").
 const INTRO: &[&str] = &[
     "is", "was", "to", "as", "are", "ist", "lautet", "war", "auf", "est", "était", "es", "era",
-    "è", "é", "zijn", "wordt", "naar", "sera", "será", "sarà",
+    "è", "é", "zijn", "wordt", "naar", "sera", "será", "sarà", "lauten", "sind", "sont", "son",
+    "sono", "são", "were",
 ];
 
 /// Whether a word of `len` bytes starting with these three may be a
@@ -664,6 +694,87 @@ impl Scan<'_> {
             p = we;
         }
         None
+    }
+
+    /// A login noun at the word `s..e`, then (after `:` or a few words and a
+    /// verb) a user name and a password, `user / password` or
+    /// `user:password`: the password is reported; returns where the pass
+    /// resumes.
+    pub(crate) fn login_pair(&mut self, s: usize, e: usize) -> Option<usize> {
+        if !self.on(PiiType::Secret) {
+            return None;
+        }
+        let b = self.b;
+        let word = b.get(s..e)?;
+        if !LOGIN_NOUNS
+            .iter()
+            .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
+        {
+            return None;
+        }
+        if at(b, e) == b':' {
+            return self.pair_value(e + 1);
+        }
+        let mut p = e;
+        for _ in 0..7 {
+            let ws = run(b, p, |c| c == b' ');
+            if ws == p || ws - p > 2 {
+                return None;
+            }
+            let we = self.word_end(ws);
+            if we == ws {
+                return None;
+            }
+            let w = self.text.get(ws..we)?;
+            if INTRO.iter().any(|x| w.eq_ignore_ascii_case(x)) {
+                return self.pair_value(if at(b, we) == b':' { we + 1 } else { we });
+            }
+            if w.len() > 16 || !w.chars().all(char::is_alphabetic) {
+                return None;
+            }
+            p = we;
+        }
+        None
+    }
+
+    /// `user / password` or `user:password` after optional spaces at `p`.
+    fn pair_value(&mut self, p: usize) -> Option<usize> {
+        let b = self.b;
+        let u = run(b, p, |c| c == b' ');
+        if u - p > 2 {
+            return None;
+        }
+        let user_end = run(b, u, |c| is_alnum(c) || matches!(c, b'.' | b'_' | b'-'));
+        if user_end == u || user_end - u > 64 {
+            return None;
+        }
+        // " / ", " : ", "/" or ":" (the same spacing on both sides).
+        let v = match (at(b, user_end), at(b, user_end + 1), at(b, user_end + 2)) {
+            (b' ', b'/' | b':', b' ') => user_end + 3,
+            (b'/' | b':', c, _) if c > b' ' => user_end + 1,
+            _ => return None,
+        };
+        let mut end = v;
+        while end < b.len() && end - v <= 64 && !at(b, end).is_ascii_whitespace() && at(b, end) != 0
+        {
+            end += 1;
+        }
+        while end > v
+            && matches!(
+                at(b, end - 1),
+                b'.' | b',' | b';' | b':' | b')' | b'"' | b'\''
+            )
+        {
+            end -= 1;
+        }
+        if !self.text.is_char_boundary(end) {
+            return None;
+        }
+        let value = b.get(v..end)?;
+        if value.contains(&b'/') || known_prefix(value) || !prose_value_ok(value) {
+            return None;
+        }
+        Some(self.emit(PiiType::Secret, v, end, 0.75, "secret.login-pair"))
     }
 
     /// The end of the word (Unicode letters and digits) at `p`.
