@@ -155,6 +155,7 @@ model-check:
 	cd models/injection && sha256sum -c --quiet SHA256SUMS
 	cd models/injection/tiny && sha256sum -c --quiet SHA256SUMS
 	cd models/pii/ner && sha256sum -c --quiet SHA256SUMS
+	cd models/pii/ner && sha256sum -c --quiet LISTS.SHA256SUMS
 
 # Detection quality on the held-out split written by `make model`.
 eval: cli
@@ -189,6 +190,21 @@ model-ner: pii-data
 
 model-ner-check:
 	cd models/pii/ner && sha256sum -c --quiet SHA256SUMS
+	cd models/pii/ner && sha256sum -c --quiet LISTS.SHA256SUMS
+
+# The NER decoding's word lists (models/pii/ner/names.txt, common-en.txt): first names and
+# surnames from two PyPI packages, minus the words of Debian's word lists and of the
+# corpus's own sentences (see models/pii/ner/gazetteer.py). Committed; this rebuilds them.
+DICT_PKGS := wamerican wngerman wfrench wspanish witalian wdutch wbrazilian
+.PHONY: gazetteer
+gazetteer: pii-data
+	@missing=""; for p in $(DICT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(PII_VENV)/bin/python models/pii/ner/gazetteer.py models/pii/ner/
+	cd models/pii/ner && sha256sum names.txt common-en.txt > LISTS.SHA256SUMS
 
 # Release artefacts (issue #8; README, "Release artefacts"): the OCI image Istio's WasmPlugin
 # pulls, the CycloneDX SBOM of the wasm, and cargo-deny. Scripts in tools/release/, stdlib Python.

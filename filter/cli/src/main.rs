@@ -248,7 +248,7 @@ fn eval_injection(file: &str, as_json: bool, scores_out: Option<&str>) -> ExitCo
         if scores_out.is_some() {
             per_line.push_str(
                 &json!({"line": n, "label": u8::from(label), "rules": s.rules,
-                "ngram": s.ngram, "tiny": s.tiny, "combined": s.combined})
+                "ngram": s.ngram, "tiny": s.tiny, "tiny_alone": alone, "combined": s.combined})
                 .to_string(),
             );
             per_line.push('\n');

@@ -9,6 +9,9 @@ pub mod denylist;
 pub mod injection;
 pub mod leak;
 #[cfg(feature = "ml")]
+#[cfg(feature = "ml")]
+pub mod names;
+#[cfg(feature = "ml")]
 pub mod ner;
 pub mod ngram;
 pub mod normalize;

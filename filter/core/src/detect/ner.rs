@@ -22,6 +22,7 @@
 //! Cost is bounded per text: at most `max_windows` windows run, the rest of a
 //! longer text is not looked at.
 
+use super::names::Gazetteer;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 
@@ -86,6 +87,9 @@ pub struct NerModel {
     type_columns: Vec<(&'static str, Vec<usize>)>,
     /// Ids at or above this are mapped to the last id (never out of the embedding table).
     vocab: u32,
+    /// The name list that raises PERSON on listed capitalised words (none:
+    /// the model's own decoding, as the training script's).
+    gazetteer: Option<Gazetteer>,
 }
 
 impl std::fmt::Debug for NerModel {
@@ -133,8 +137,22 @@ fn parse_labels(labels_json: &[u8]) -> Result<Vec<Tag>, NerError> {
 
 impl NerModel {
     /// The model shipped in the filter (`models/pii/ner/`, embedded).
+    /// The committed model, with the built-in name gazetteer.
     pub fn builtin() -> Result<NerModel, NerError> {
         NerModel::from_bytes(BUILTIN_ONNX, BUILTIN_TOKENIZER, BUILTIN_LABELS)
+            .map(|m| m.with_gazetteer(Gazetteer::builtin()))
+    }
+
+    /// The model's decoding with `g` raising PERSON on listed words.
+    pub fn with_gazetteer(mut self, g: Gazetteer) -> Self {
+        self.gazetteer = Some(g);
+        self
+    }
+
+    /// The model's decoding only (what the training script computes).
+    pub fn without_gazetteer(mut self) -> Self {
+        self.gazetteer = None;
+        self
     }
 
     pub fn from_bytes(
@@ -222,6 +240,7 @@ impl NerModel {
             lower,
             type_columns,
             vocab,
+            gazetteer: None,
         };
         // Load-time self-check: the highest id in the longest window runs and
         // the output has one row per token and one column per label, so a
@@ -372,6 +391,9 @@ impl NerModel {
                 *v /= n;
             }
         }
+        if let Some(g) = &self.gazetteer {
+            self.raise_names(g, text, &mut words);
+        }
         // entities: ranges of words [first, last]
         let bytes = text.as_bytes();
         let mut ents: Vec<(usize, usize)> = Vec::new();
@@ -379,7 +401,25 @@ impl NerModel {
         let mut prev_end: Option<usize> = None;
         for (i, w) in words.iter().enumerate() {
             let best = argmax(&w.dist);
-            let tag = self.tags.get(best).copied().unwrap_or(Tag::Outside);
+            let mut tag = self.tags.get(best).copied().unwrap_or(Tag::Outside);
+            // With the gazetteer: a capitalised word whose entity labels
+            // together reach ENTITY_MIN takes the best of them.
+            if matches!(tag, Tag::Outside) && w.capital && self.gazetteer.is_some() {
+                let mut entity = 0.0;
+                let mut top: Option<(usize, f32)> = None;
+                for (i, (t, &v)) in self.tags.iter().zip(&w.dist).enumerate() {
+                    if matches!(t, Tag::Outside) {
+                        continue;
+                    }
+                    entity += v;
+                    if top.is_none_or(|(_, b)| v > b) {
+                        top = Some((i, v));
+                    }
+                }
+                if let Some((i, _)) = top.filter(|_| entity >= ENTITY_MIN) {
+                    tag = self.tags.get(i).copied().unwrap_or(Tag::Outside);
+                }
+            }
             let line_break = prev_end.is_some_and(|e| {
                 bytes
                     .get(e..w.start)
@@ -400,14 +440,19 @@ impl NerModel {
             }
         }
         ents.extend(cur.take());
+        if let Some(g) = &self.gazetteer {
+            self.join_names(g, text, &words, &mut ents);
+        }
         for (a, b) in ents {
             let mut ws = words.get(a..=b).unwrap_or_default();
+            let mut first_index = a;
             // Punctuation words at the start, lower-case words at the end are not part of it.
             while let Some((first, rest)) = ws.split_first() {
                 if !first.punct {
                     break;
                 }
                 ws = rest;
+                first_index += 1;
             }
             while let Some((last, rest)) = ws.split_last() {
                 if !last.lower {
@@ -417,6 +462,22 @@ impl NerModel {
             }
             if !ws.iter().any(|w| w.capital) {
                 continue;
+            }
+            // One capitalised common noun after "the" ("Autumn in the Mountains",
+            // "the Board"): a noun written with a capital, no entity.
+            if let (Some(g), [only]) = (&self.gazetteer, ws) {
+                let the = first_index
+                    .checked_sub(1)
+                    .and_then(|i| words.get(i))
+                    .and_then(|p| text.get(p.start..p.end))
+                    == Some("the");
+                if the
+                    && text
+                        .get(only.start..only.end)
+                        .is_some_and(|t| g.is_common_en(t))
+                {
+                    continue;
+                }
             }
             let (Some(first), Some(last)) = (ws.first(), ws.last()) else {
                 continue;
@@ -441,6 +502,203 @@ impl NerModel {
                 });
             }
         }
+    }
+}
+
+/// Likelihood ratio of a listed first name / surname for PERSON: the odds
+/// of the word's PERSON labels against the rest are multiplied by it.
+const NAME_RATIO_FIRST: f32 = 16.0;
+const NAME_RATIO_LAST: f32 = 4.0;
+/// For a listed name that is also a common word ("Rose", "Mark").
+const NAME_RATIO_COMMON: f32 = 2.0;
+/// Multiplies the ratio of a first name and a surname next to each other.
+const NAME_RATIO_PAIR: f32 = 16.0;
+/// A capitalised word is tagged as the best entity label when the entity
+/// labels together have at least this probability (not only when one of
+/// them beats `O`).
+const ENTITY_MIN: f32 = 0.3;
+
+impl NerModel {
+    /// Raises PERSON on the capitalised words of the list (see [`NAME_RATIO_FIRST`]).
+    fn raise_names(&self, g: &Gazetteer, text: &str, words: &mut [Word]) {
+        let Some((_, person)) = self.type_columns.iter().find(|(l, _)| *l == "PERSON") else {
+            return;
+        };
+        let gaps: Vec<bool> = words
+            .windows(2)
+            .map(|p| match p {
+                [x, y] => text.get(x.end..y.start) == Some(" "),
+                _ => false,
+            })
+            .collect();
+        let mut flags: Vec<u8> = words
+            .iter()
+            .map(|w| {
+                if !w.capital || w.punct {
+                    return 0;
+                }
+                text.get(w.start..w.end).map_or(0, |t| g.lookup(t))
+            })
+            .collect();
+        // A capitalised word after a listed first name, not listed itself and
+        // no common English word, counts as a surname ("Jürgen Habermann").
+        {
+            for i in 1..words.len() {
+                let prev_first = flags
+                    .get(i - 1)
+                    .is_some_and(|f| f & super::names::FIRST != 0 && f & super::names::COMMON == 0);
+                let Some(w) = words.get(i) else { continue };
+                let cur = flags.get(i).copied().unwrap_or(0);
+                if prev_first
+                    && cur == 0
+                    && w.capital
+                    && !w.punct
+                    && gaps.get(i - 1).copied().unwrap_or(false)
+                    && text
+                        .get(w.start..w.end)
+                        .is_some_and(|t| t.chars().all(char::is_alphabetic) && !g.is_common_en(t))
+                {
+                    if let Some(f) = flags.get_mut(i) {
+                        *f = super::names::LAST;
+                    }
+                }
+            }
+        }
+        for (i, w) in words.iter_mut().enumerate() {
+            let f = flags.get(i).copied().unwrap_or(0);
+            let mut ratio = if f & super::names::COMMON != 0 {
+                NAME_RATIO_COMMON
+            } else if f & super::names::FIRST != 0 {
+                NAME_RATIO_FIRST
+            } else if f & super::names::LAST != 0 {
+                NAME_RATIO_LAST
+            } else {
+                continue;
+            };
+            // A first name then a surname, one space apart ("Keith Wong"):
+            // each is better evidence next to the other.
+            let pair = (f & super::names::FIRST != 0
+                && flags
+                    .get(i + 1)
+                    .is_some_and(|n| n & super::names::LAST != 0)
+                && gaps.get(i).copied().unwrap_or(false))
+                || (f & super::names::LAST != 0
+                    && i > 0
+                    && flags
+                        .get(i - 1)
+                        .is_some_and(|p| p & super::names::FIRST != 0)
+                    && gaps.get(i - 1).copied().unwrap_or(false));
+            if pair {
+                ratio *= NAME_RATIO_PAIR;
+            }
+            let p: f32 = person.iter().filter_map(|&c| w.dist.get(c)).sum();
+            let norm = 1.0 + p * (ratio - 1.0);
+            for (k, v) in w.dist.iter_mut().enumerate() {
+                if person.contains(&k) {
+                    *v *= ratio;
+                }
+                *v /= norm;
+            }
+        }
+    }
+}
+
+/// Lower-case words between the parts of a name ("Koen de Roo", "Wouter
+/// van Oudewater", "Lorenzo de la Fleche").
+const PARTICLES: &[&str] = &[
+    "van", "de", "der", "den", "la", "le", "da", "di", "von", "du", "dos", "das", "del", "ten",
+    "ter", "y", "e",
+];
+
+impl NerModel {
+    /// Whether the words of `range` lean to PERSON (their PERSON labels sum
+    /// above those of every other type).
+    fn person_like(&self, words: &[Word], (a, b): (usize, usize)) -> bool {
+        let sum = |cols: &Vec<usize>| -> f32 {
+            words
+                .get(a..=b)
+                .unwrap_or_default()
+                .iter()
+                .map(|w| cols.iter().filter_map(|&c| w.dist.get(c)).sum::<f32>())
+                .sum()
+        };
+        let mut person = 0.0;
+        let mut other: f32 = 0.0;
+        for (label, cols) in &self.type_columns {
+            if *label == "PERSON" {
+                person = sum(cols);
+            } else {
+                other = other.max(sum(cols));
+            }
+        }
+        person > other
+    }
+
+    /// Names the model cut in parts: two PERSON entities one space apart (or
+    /// with particles between) become one ("Stuart" "John"), and a PERSON
+    /// entity that ends on a listed first name takes the capitalised word
+    /// after it ("Juan" Stokes, "Koen" de Roo).
+    fn join_names(
+        &self,
+        g: &Gazetteer,
+        text: &str,
+        words: &[Word],
+        ents: &mut Vec<(usize, usize)>,
+    ) {
+        let gap = |i: usize| -> Option<&str> {
+            let (x, y) = (words.get(i)?, words.get(i + 1)?);
+            text.get(x.end..y.start)
+        };
+        let word = |i: usize| words.get(i).and_then(|w| text.get(w.start..w.end));
+        let is_particle = |i: usize| word(i).is_some_and(|t| PARTICLES.contains(&t));
+        // The index of the next capitalised word after `i`, over at most two
+        // particles, all one space apart.
+        let next_part = |i: usize| -> Option<usize> {
+            let mut j = i;
+            for _ in 0..3 {
+                if gap(j) != Some(" ") {
+                    return None;
+                }
+                j += 1;
+                let w = words.get(j)?;
+                if w.capital && !w.punct {
+                    return Some(j);
+                }
+                if !is_particle(j) {
+                    return None;
+                }
+            }
+            None
+        };
+        let mut out: Vec<(usize, usize)> = Vec::with_capacity(ents.len());
+        let mut k = 0;
+        while let Some(&e) = ents.get(k) {
+            let mut e = e;
+            k += 1;
+            if !self.person_like(words, e) {
+                out.push(e);
+                continue;
+            }
+            while let Some(j) = next_part(e.1) {
+                if let Some(&n) = ents.get(k).filter(|n| n.0 == j) {
+                    if !self.person_like(words, n) {
+                        break;
+                    }
+                    e.1 = n.1;
+                    k += 1;
+                    continue;
+                }
+                let ends_on_first =
+                    word(e.1).is_some_and(|t| g.lookup(t) & super::names::FIRST != 0);
+                let taken = ents.get(k).is_some_and(|n| n.0 <= j);
+                if !ends_on_first || taken || e.1 - e.0 >= 3 {
+                    break;
+                }
+                e.1 = j;
+            }
+            out.push(e);
+        }
+        *ents = out;
     }
 }
 
@@ -546,7 +804,8 @@ mod tests {
     /// and the decoding gives the training script's spans.
     #[test]
     fn matches_the_training_side_vectors() {
-        let m = model();
+        // The training script decodes without the gazetteer.
+        let m = model().without_gazetteer();
         let vectors = include_str!("../../../../models/pii/ner/vectors.jsonl");
         let mut n = 0;
         let mut worst = 0.0f32;
@@ -605,6 +864,69 @@ mod tests {
         }
         assert!(worst < 1e-3, "tract vs onnxruntime: max |diff| {worst}");
         assert!(n >= 20, "only {n} vectors");
+    }
+
+    /// Spans scoring at least 0.5 (the PII detector's default `minScore`).
+    fn confident(m: &NerModel, text: &str) -> Vec<(&'static str, String)> {
+        m.spans(text, 4)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.score >= 0.5)
+            .map(|s| (s.label, text[s.start..s.end].to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_gazetteer_finds_names_the_model_alone_misses() {
+        let with = model();
+        let without = model().without_gazetteer();
+        for (text, name) in [
+            (
+                "Please forward this to Dan Sanchez before Friday.",
+                "Dan Sanchez",
+            ),
+            (
+                "Our landlord Juan Stokes wants the rent paid on Monday.",
+                "Juan Stokes",
+            ),
+            (
+                "I had lunch with Keith Wong and Maria Lopez yesterday.",
+                "Keith Wong",
+            ),
+            (
+                "Frag bitte Jürgen Habermann, ob die Rechnung bezahlt ist.",
+                "Jürgen Habermann",
+            ),
+        ] {
+            let want = ("PERSON", name.to_string());
+            assert!(
+                confident(&with, text).contains(&want),
+                "{text}: {:?}",
+                confident(&with, text)
+            );
+            assert!(
+                !confident(&without, text).contains(&want),
+                "{text}: the model alone already finds it; pick another example"
+            );
+        }
+    }
+
+    #[test]
+    fn a_capitalised_common_noun_after_the_is_no_entity() {
+        let (with, without) = (model(), model().without_gazetteer());
+        let text = "Write a haiku about Autumn in the Mountains.";
+        assert_eq!(
+            confident(&without, text),
+            vec![("LOCATION", "Mountains".to_string())]
+        );
+        assert_eq!(confident(&with, text), vec![]);
+        // A proper name after "the" stays.
+        let text = "She moved from Leeds to the Hague last spring.";
+        assert!(
+            confident(&with, text).contains(&("LOCATION", "Hague".to_string())),
+            "{:?}",
+            confident(&with, text)
+        );
     }
 
     #[test]
