@@ -621,7 +621,13 @@ const NAME_CUES: &[&str] = &[
     "salut", "cher", "chère", "hola", "estimado", "estimada", "querido", "querida", "ciao",
     "gentile", "caro", "cara", "beste", "geachte", "olá", "oi", "prezado", "prezada", "thanks",
     "danke", "merci", "gracias", "grazie", "bedankt", "obrigado", "obrigada",
+    // "under the name X", "je m'appelle X", "me llamo X".
+    "name", "named", "nom", "nombre", "nome", "naam", "appelle", "llamo", "chiamo", "heet", "heiße",
+    "heisse",
 ];
+/// Verbs between a name noun and the name ("my name is X").
+const NAME_VERBS: &[&str] = &["is", "ist", "est", "es", "è", "é", "was", "lautet"];
+const NAME_NOUNS: &[&str] = &["name", "nom", "nombre", "nome", "naam"];
 
 /// Per word: whether a name cue announces it ("Herr Wieloch", "Hi Miguel",
 /// "Dr. Ana Lima"): the capitalised word right after a cue (or after its
@@ -633,11 +639,14 @@ fn name_cues(text: &str, words: &[Word], gaps: &[bool], g: &Gazetteer) -> Vec<bo
     let word = |i: usize| words.get(i).and_then(|w| text.get(w.start..w.end));
     for i in 0..words.len() {
         let Some(cue) = word(i) else { continue };
-        if cue.len() > 9
-            || !NAME_CUES
-                .iter()
-                .any(|c| cue.eq_ignore_ascii_case(c) || cue.to_lowercase() == *c)
-        {
+        let is =
+            |w: &str, list: &[&str]| w.len() <= 9 && list.iter().any(|c| w.to_lowercase() == *c);
+        let announces = is(cue, NAME_CUES)
+            || (is(cue, NAME_VERBS)
+                && i > 0
+                && gaps.get(i - 1) == Some(&true)
+                && word(i - 1).is_some_and(|n| is(n, NAME_NOUNS)));
+        if !announces {
             continue;
         }
         let mut j = i + 1;
