@@ -639,8 +639,13 @@ fn name_cues(text: &str, words: &[Word], gaps: &[bool], g: &Gazetteer) -> Vec<bo
     let word = |i: usize| words.get(i).and_then(|w| text.get(w.start..w.end));
     for i in 0..words.len() {
         let Some(cue) = word(i) else { continue };
-        let is =
-            |w: &str, list: &[&str]| w.len() <= 9 && list.iter().any(|c| w.to_lowercase() == *c);
+        // Every cue is at most 9 bytes: longer words are never lowered.
+        let is = |w: &str, list: &[&str]| {
+            w.len() <= 9 && {
+                let lower = w.to_lowercase();
+                list.contains(&lower.as_str())
+            }
+        };
         let announces = is(cue, NAME_CUES)
             || (is(cue, NAME_VERBS)
                 && i > 0
