@@ -508,7 +508,7 @@ impl NerModel {
 /// Likelihood ratio of a listed first name / surname for PERSON: the odds
 /// of the word's PERSON labels against the rest are multiplied by it.
 const NAME_RATIO_FIRST: f32 = 16.0;
-const NAME_RATIO_LAST: f32 = 4.0;
+const NAME_RATIO_LAST: f32 = 2.0;
 /// For a listed name that is also a common word ("Rose", "Mark").
 const NAME_RATIO_COMMON: f32 = 2.0;
 /// Multiplies the ratio of a first name and a surname next to each other.
@@ -1014,6 +1014,9 @@ mod tests {
             confident(&without, text),
             vec![("LOCATION", "Mountains".to_string())]
         );
+        assert_eq!(confident(&with, text), vec![]);
+        // A lone surname that names a method is no person ("Luhn" is a Census surname).
+        let text = "Card-like 4111 1111 1111 1112 fails Luhn; colour #1a2b3c; epoch 1710498153.";
         assert_eq!(confident(&with, text), vec![]);
         // A proper name after "the" stays.
         let text = "She moved from Leeds to the Hague last spring.";
