@@ -172,8 +172,11 @@ def main():
     for rel in model_files:
         props = [{"name": "tollgate:embedded-in", "value": os.path.basename(args.wasm)}]
         d = os.path.dirname(rel)
-        if os.path.exists(os.path.join(ROOT, d, "SHA256SUMS")):
-            props.append({"name": "tollgate:sha256-recorded-in", "value": f"{d}/SHA256SUMS"})
+        for sums in sorted(n for n in os.listdir(os.path.join(ROOT, d))
+                           if n == "SHA256SUMS" or n.endswith(".SHA256SUMS")):
+            with open(os.path.join(ROOT, d, sums)) as f:
+                if any(ln.split()[1:2] == [os.path.basename(rel)] for ln in f):
+                    props.append({"name": "tollgate:sha256-recorded-in", "value": f"{d}/{sums}"})
         if os.path.exists(os.path.join(ROOT, d, "MODEL_CARD.md")):
             props.append({"name": "tollgate:model-card", "value": f"{d}/MODEL_CARD.md"})
         model_components.append({

@@ -12,7 +12,8 @@ not) and Cargo.lock. Every crate of Cargo.lock that build compiles must be a com
 Cargo.lock for crates.io crates, `target` when compiled for wasm32-wasip1 else `host`),
 and nothing else may be; the main component's SHA-256 is the wasm's; every file under
 models/ that rustc recorded as an input is a component with its SHA-256, and is recorded
-with that SHA-256 in its folder's SHA256SUMS (so `make model-check` covers it).
+with that SHA-256 in a sum file of its folder (SHA256SUMS or *.SHA256SUMS; so
+`make model-check` covers it).
 Prints `N passed, N failed`.
 """
 
@@ -132,14 +133,16 @@ def main():
         c = files.get(rel) or {}
         digest = sha256_file(os.path.join(ROOT, rel))
         check({"alg": "SHA-256", "content": digest} in (c.get("hashes") or []), f"{rel}: SHA-256 {digest}")
-        # ... and recorded in its folder's SHA256SUMS, so `make model-check` covers every embedded file.
-        sums = os.path.join(ROOT, os.path.dirname(rel), "SHA256SUMS")
+        # ... and recorded in one of its folder's sum files (SHA256SUMS, or LISTS.SHA256SUMS for
+        # word lists written by another script), so `make model-check` covers every embedded file.
+        folder = os.path.join(ROOT, os.path.dirname(rel))
         recorded = {}
-        if os.path.exists(sums):
-            with open(sums) as f:
-                recorded = {ln.split()[1].lstrip("*"): ln.split()[0] for ln in f if len(ln.split()) == 2}
+        for sums in sorted(n for n in os.listdir(folder) if n == "SHA256SUMS" or n.endswith(".SHA256SUMS")):
+            with open(os.path.join(folder, sums)) as f:
+                recorded.update({ln.split()[1].lstrip("*"): ln.split()[0] for ln in f if len(ln.split()) == 2})
         check(recorded.get(os.path.basename(rel)) == digest,
-              f"{rel}: embedded in the wasm but not recorded with this SHA-256 in {os.path.relpath(sums, ROOT)}")
+              f"{rel}: embedded in the wasm but not recorded with this SHA-256 in a sum file of "
+              f"{os.path.relpath(folder, ROOT)}")
 
     refs = {main_c.get("bom-ref")} | {c.get("bom-ref") for c in bom.get("components") or []}
     deps = bom.get("dependencies") or []
