@@ -391,8 +391,16 @@ impl NerModel {
                 *v /= n;
             }
         }
+        // Per word: whether one space, and nothing else, follows it.
+        let gaps: Vec<bool> = words
+            .windows(2)
+            .map(|p| match p {
+                [x, y] => text.get(x.end..y.start) == Some(" "),
+                _ => false,
+            })
+            .collect();
         if let Some(g) = &self.gazetteer {
-            self.raise_names(g, text, &mut words);
+            self.raise_names(g, text, &gaps, &mut words);
         }
         // entities: ranges of words [first, last]
         let bytes = text.as_bytes();
@@ -441,7 +449,7 @@ impl NerModel {
         }
         ents.extend(cur.take());
         if let Some(g) = &self.gazetteer {
-            self.join_names(g, text, &words, &mut ents);
+            self.join_names(g, text, &words, &gaps, &mut ents);
         }
         for (a, b) in ents {
             let mut ws = words.get(a..=b).unwrap_or_default();
@@ -522,17 +530,10 @@ const ENTITY_MIN: f32 = 0.3;
 
 impl NerModel {
     /// Raises PERSON on the capitalised words of the list (see [`NAME_RATIO_FIRST`]).
-    fn raise_names(&self, g: &Gazetteer, text: &str, words: &mut [Word]) {
+    fn raise_names(&self, g: &Gazetteer, text: &str, gaps: &[bool], words: &mut [Word]) {
         let Some((_, person)) = self.type_columns.iter().find(|(l, _)| *l == "PERSON") else {
             return;
         };
-        let gaps: Vec<bool> = words
-            .windows(2)
-            .map(|p| match p {
-                [x, y] => text.get(x.end..y.start) == Some(" "),
-                _ => false,
-            })
-            .collect();
         let mut flags: Vec<u8> = words
             .iter()
             .map(|w| {
@@ -544,29 +545,27 @@ impl NerModel {
             .collect();
         // A capitalised word after a listed first name, not listed itself and
         // no common English word, counts as a surname ("Jürgen Habermann").
-        {
-            for i in 1..words.len() {
-                let prev_first = flags
-                    .get(i - 1)
-                    .is_some_and(|f| f & super::names::FIRST != 0 && f & super::names::COMMON == 0);
-                let Some(w) = words.get(i) else { continue };
-                let cur = flags.get(i).copied().unwrap_or(0);
-                if prev_first
-                    && cur == 0
-                    && w.capital
-                    && !w.punct
-                    && gaps.get(i - 1).copied().unwrap_or(false)
-                    && text
-                        .get(w.start..w.end)
-                        .is_some_and(|t| t.chars().all(char::is_alphabetic) && !g.is_common_en(t))
-                {
-                    if let Some(f) = flags.get_mut(i) {
-                        *f = super::names::LAST;
-                    }
+        for i in 1..words.len() {
+            let prev_first = flags
+                .get(i - 1)
+                .is_some_and(|f| f & super::names::FIRST != 0 && f & super::names::COMMON == 0);
+            let Some(w) = words.get(i) else { continue };
+            let cur = flags.get(i).copied().unwrap_or(0);
+            if prev_first
+                && cur == 0
+                && w.capital
+                && !w.punct
+                && gaps.get(i - 1).copied().unwrap_or(false)
+                && text
+                    .get(w.start..w.end)
+                    .is_some_and(|t| t.chars().all(char::is_alphabetic) && !g.is_common_en(t))
+            {
+                if let Some(f) = flags.get_mut(i) {
+                    *f = super::names::LAST;
                 }
             }
         }
-        let cued = name_cues(text, words, &gaps, g);
+        let cued = name_cues(text, words, gaps, g);
         for (i, w) in words.iter_mut().enumerate() {
             let f = flags.get(i).copied().unwrap_or(0);
             let mut ratio = if f & super::names::COMMON != 0 {
@@ -636,7 +635,7 @@ const NAME_NOUNS: &[&str] = &["name", "nom", "nombre", "nome", "naam"];
 /// not announced ("Hi All", "Dear Customer").
 fn name_cues(text: &str, words: &[Word], gaps: &[bool], g: &Gazetteer) -> Vec<bool> {
     let mut cued = vec![false; words.len()];
-    let word = |i: usize| words.get(i).and_then(|w| text.get(w.start..w.end));
+    let word = |i: usize| word_text(text, words, i);
     for i in 0..words.len() {
         let Some(cue) = word(i) else { continue };
         // Every cue is at most 9 bytes: longer words are never lowered.
@@ -667,30 +666,47 @@ fn name_cues(text: &str, words: &[Word], gaps: &[bool], g: &Gazetteer) -> Vec<bo
         if !ok(j) {
             continue;
         }
-        let mut k = j;
-        let mut n = 0;
-        while n < 4 {
-            if let Some(c) = cued.get_mut(k) {
+        let mut k = Some(j);
+        for _ in 0..4 {
+            let Some(at) = k else { break };
+            if let Some(c) = cued.get_mut(at) {
                 *c = true;
             }
-            n += 1;
-            if gaps.get(k) != Some(&true) {
-                break;
-            }
-            let next = k + 1;
-            if ok(next) {
-                k = next;
-            } else if word(next).is_some_and(|t| PARTICLES.contains(&t))
-                && gaps.get(next) == Some(&true)
-                && ok(next + 1)
-            {
-                k = next + 1;
-            } else {
-                break;
-            }
+            k = next_name_part(text, words, gaps, at, 1).filter(|&n| ok(n));
         }
     }
     cued
+}
+
+/// The text of word `i`.
+fn word_text<'t>(text: &'t str, words: &[Word], i: usize) -> Option<&'t str> {
+    words.get(i).and_then(|w| text.get(w.start..w.end))
+}
+
+/// The index of the next capitalised word after word `i`, over at most
+/// `max_particles` [`PARTICLES`], all one space apart ("Koen" de "Roo").
+fn next_name_part(
+    text: &str,
+    words: &[Word],
+    gaps: &[bool],
+    i: usize,
+    max_particles: usize,
+) -> Option<usize> {
+    let mut j = i;
+    for _ in 0..=max_particles {
+        if gaps.get(j) != Some(&true) {
+            return None;
+        }
+        j += 1;
+        let w = words.get(j)?;
+        if w.capital && !w.punct {
+            return Some(j);
+        }
+        if !word_text(text, words, j).is_some_and(|t| PARTICLES.contains(&t)) {
+            return None;
+        }
+    }
+    None
 }
 
 /// Lower-case words between the parts of a name ("Koen de Roo", "Wouter
@@ -733,33 +749,11 @@ impl NerModel {
         g: &Gazetteer,
         text: &str,
         words: &[Word],
+        gaps: &[bool],
         ents: &mut Vec<(usize, usize)>,
     ) {
-        let gap = |i: usize| -> Option<&str> {
-            let (x, y) = (words.get(i)?, words.get(i + 1)?);
-            text.get(x.end..y.start)
-        };
-        let word = |i: usize| words.get(i).and_then(|w| text.get(w.start..w.end));
-        let is_particle = |i: usize| word(i).is_some_and(|t| PARTICLES.contains(&t));
-        // The index of the next capitalised word after `i`, over at most two
-        // particles, all one space apart.
-        let next_part = |i: usize| -> Option<usize> {
-            let mut j = i;
-            for _ in 0..3 {
-                if gap(j) != Some(" ") {
-                    return None;
-                }
-                j += 1;
-                let w = words.get(j)?;
-                if w.capital && !w.punct {
-                    return Some(j);
-                }
-                if !is_particle(j) {
-                    return None;
-                }
-            }
-            None
-        };
+        let word = |i: usize| word_text(text, words, i);
+        let next_part = |i: usize| next_name_part(text, words, gaps, i, 2);
         let mut out: Vec<(usize, usize)> = Vec::with_capacity(ents.len());
         let mut k = 0;
         while let Some(&e) = ents.get(k) {

@@ -144,27 +144,44 @@ pub(crate) fn is_digit(c: u8) -> bool {
     c.is_ascii_digit()
 }
 
-/// The types found in digit groups ([`numbers`]' `numeric`).
+/// The set of `types` as bits ([`PiiType::bit`]), at compile time.
 // Evaluated at compile time: an index out of range fails the build, never a request.
 #[allow(clippy::indexing_slicing)]
-const NUMERIC: u64 = {
-    let t = [
-        PiiType::Phone,
-        PiiType::CreditCard,
-        PiiType::UsSsn,
-        PiiType::NhsNumber,
-        PiiType::NlBsn,
-        PiiType::UsRoutingNumber,
-        PiiType::DeTaxId,
-    ];
+const fn bits(types: &[PiiType]) -> u64 {
     let mut m = 0u64;
     let mut i = 0;
-    while i < t.len() {
-        m |= 1u64 << (t[i] as u32);
+    while i < types.len() {
+        m |= 1u64 << (types[i] as u32);
         i += 1;
     }
     m
-};
+}
+
+/// The types found in digit groups ([`numbers`]' `numeric`).
+const NUMERIC: u64 = bits(&[
+    PiiType::Phone,
+    PiiType::CreditCard,
+    PiiType::UsSsn,
+    PiiType::NhsNumber,
+    PiiType::NlBsn,
+    PiiType::UsRoutingNumber,
+    PiiType::DeTaxId,
+]);
+
+/// National identifiers (and the routing number): a context word of one of
+/// these closest before a number outweighs a passport word further back.
+pub(crate) const NATIONAL_IDS: u64 = bits(&[
+    PiiType::UsSsn,
+    PiiType::UkNin,
+    PiiType::NhsNumber,
+    PiiType::EsDni,
+    PiiType::EsNie,
+    PiiType::ItFiscalCode,
+    PiiType::NlBsn,
+    PiiType::FrNir,
+    PiiType::DeTaxId,
+    PiiType::UsRoutingNumber,
+]);
 
 /// The types an assignment (`key = value`) may report: every secret type
 /// (a prefixed token is reported as itself).

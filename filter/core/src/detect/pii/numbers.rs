@@ -841,21 +841,7 @@ impl Scan<'_> {
             // ("paspoortnummer X, BSN: 937179620"): the number is that id's.
             // (Generic words such as "numero" do not count.)
             let nearest = self.context(s).nearest;
-            let ids = [
-                PiiType::UsSsn,
-                PiiType::UkNin,
-                PiiType::NhsNumber,
-                PiiType::EsDni,
-                PiiType::EsNie,
-                PiiType::ItFiscalCode,
-                PiiType::NlBsn,
-                PiiType::FrNir,
-                PiiType::DeTaxId,
-                PiiType::UsRoutingNumber,
-            ]
-            .iter()
-            .fold(0, |acc, k| acc | k.bit());
-            if nearest & ids != 0 && nearest & PiiType::Passport.bit() == 0 {
+            if nearest & super::NATIONAL_IDS != 0 && nearest & PiiType::Passport.bit() == 0 {
                 return;
             }
             self.push_if_ctx(PiiType::Passport, s, e, 0.45, "pii.passport");

@@ -592,6 +592,28 @@ const INTRO: &[&str] = &[
     "sono", "são", "were",
 ];
 
+/// The end of a value starting at `v`: up to whitespace, a NUL, the closing
+/// `quote` or 65 bytes, without the sentence punctuation and closing quotes
+/// after it.
+fn value_end(b: &[u8], v: usize, quote: Option<u8>) -> usize {
+    let mut e = v;
+    while e < b.len() && e - v <= 64 && !at(b, e).is_ascii_whitespace() && at(b, e) != 0 {
+        if Some(at(b, e)) == quote {
+            break;
+        }
+        e += 1;
+    }
+    while e > v
+        && matches!(
+            at(b, e - 1),
+            b'.' | b',' | b';' | b':' | b')' | b'"' | b'\''
+        )
+    {
+        e -= 1;
+    }
+    e
+}
+
 /// Whether a word of `len` bytes starting with these three may be a
 /// [`SECRET_NOUNS`] word (one table check per word of prose).
 #[inline]
@@ -668,15 +690,23 @@ impl Scan<'_> {
                     .is_some_and(|t| t.eq_ignore_ascii_case(w))
                 && super::context::boundary_after(self.text, s + w.len())
         })?;
-        let mut p = s + noun.len();
+        let p = s + noun.len();
         // The value right after the noun ("password Falcon9105@", "a senha
         // Tiger8440@", "Password - X"): only one that no word of prose is.
         if let Some(end) = self.prose_value(p, true) {
             return Some(end);
         }
-        // Up to five filler words (letters only), then the verb.
+        let verb_end = self.intro_after(p, |c| c == b' ' || c == b'-')?;
+        self.prose_value(verb_end, false)
+    }
+
+    /// From `p` (after a noun): up to six filler words (letters only), each
+    /// after one or two `sep` bytes, then one of [`INTRO`]; returns where
+    /// that verb ends.
+    fn intro_after(&self, mut p: usize, sep: impl Fn(u8) -> bool) -> Option<usize> {
+        let b = self.b;
         for _ in 0..7 {
-            let ws = run(b, p, |c| c == b' ' || c == b'-');
+            let ws = run(b, p, &sep);
             if ws == p || ws - p > 2 {
                 return None;
             }
@@ -686,7 +716,7 @@ impl Scan<'_> {
             }
             let word = self.text.get(ws..we)?;
             if INTRO.iter().any(|w| word.eq_ignore_ascii_case(w)) {
-                return self.prose_value(we, false);
+                return Some(we);
             }
             if word.len() > 16 || !word.chars().all(char::is_alphabetic) {
                 return None;
@@ -715,26 +745,8 @@ impl Scan<'_> {
         if at(b, e) == b':' {
             return self.pair_value(e + 1);
         }
-        let mut p = e;
-        for _ in 0..7 {
-            let ws = run(b, p, |c| c == b' ');
-            if ws == p || ws - p > 2 {
-                return None;
-            }
-            let we = self.word_end(ws);
-            if we == ws {
-                return None;
-            }
-            let w = self.text.get(ws..we)?;
-            if INTRO.iter().any(|x| w.eq_ignore_ascii_case(x)) {
-                return self.pair_value(if at(b, we) == b':' { we + 1 } else { we });
-            }
-            if w.len() > 16 || !w.chars().all(char::is_alphabetic) {
-                return None;
-            }
-            p = we;
-        }
-        None
+        let we = self.intro_after(e, |c| c == b' ')?;
+        self.pair_value(if at(b, we) == b':' { we + 1 } else { we })
     }
 
     /// `user / password` or `user:password` after optional spaces at `p`.
@@ -754,19 +766,7 @@ impl Scan<'_> {
             (b'/' | b':', c, _) if c > b' ' => user_end + 1,
             _ => return None,
         };
-        let mut end = v;
-        while end < b.len() && end - v <= 64 && !at(b, end).is_ascii_whitespace() && at(b, end) != 0
-        {
-            end += 1;
-        }
-        while end > v
-            && matches!(
-                at(b, end - 1),
-                b'.' | b',' | b';' | b':' | b')' | b'"' | b'\''
-            )
-        {
-            end -= 1;
-        }
+        let end = value_end(b, v, None);
         if !self.text.is_char_boundary(end) {
             return None;
         }
@@ -812,22 +812,7 @@ impl Scan<'_> {
         if quoted {
             v += 1;
         }
-        let mut e = v;
-        while e < b.len() && e - v <= 64 && !at(b, e).is_ascii_whitespace() && at(b, e) != 0 {
-            if quoted && at(b, e) == quote {
-                break;
-            }
-            e += 1;
-        }
-        // Sentence punctuation and closing quotes are not part of it.
-        while e > v
-            && matches!(
-                at(b, e - 1),
-                b'.' | b',' | b';' | b':' | b')' | b'"' | b'\''
-            )
-        {
-            e -= 1;
-        }
+        let e = value_end(b, v, quoted.then_some(quote));
         if !self.text.is_char_boundary(v) || !self.text.is_char_boundary(e) {
             return None;
         }
