@@ -1369,6 +1369,33 @@ fn aws_secret_keys_after_an_access_key_id() {
 }
 
 #[test]
+fn an_ampersand_ends_an_assigned_value_only_before_a_query_parameter() {
+    // Inside a password the `&` is one of its characters: cutting there
+    // would leave the tail unmasked.
+    for (text, value) in [
+        ("password: Tr0ub4dor&3xK9", "Tr0ub4dor&3xK9"),
+        ("DB_PASSWORD=x7&Kq9!vLm2 # rotate monthly", "x7&Kq9!vLm2"),
+        ("passwd=&&Gh5tR8w&& and that's it", "&&Gh5tR8w&&"),
+    ] {
+        assert_eq!(found(text), vec![(PiiType::Secret, value)], "{text}");
+    }
+    // In a query string it separates the parameters.
+    for (text, value) in [
+        (
+            "GET /login?password=Tr0ub4dor3xK9&user=alice HTTP/1.1",
+            "Tr0ub4dor3xK9",
+        ),
+        (
+            "https://example.com/cb?secret=9f8e7d6c5b4a3f2e1d0c&state=xyz",
+            "9f8e7d6c5b4a3f2e1d0c",
+        ),
+        ("?api_key=Ab3dE5gH7jK9mN1pQ3&redirect_uri[0]=/", "Ab3dE5gH7jK9mN1pQ3"),
+    ] {
+        assert_eq!(found(text), vec![(PiiType::Secret, value)], "{text}");
+    }
+}
+
+#[test]
 fn passwords_starting_with_a_dollar_or_holding_an_at() {
     for (text, value) in [
         (

@@ -53,6 +53,16 @@ pub const MIN_PASSWORD: usize = 8;
 pub const MIN_ENTROPY: f32 = 3.0;
 pub const MIN_PASSWORD_ENTROPY: f32 = 2.5;
 
+/// Whether a query parameter (`name=`) starts at `p`.
+fn query_param_at(b: &[u8], p: usize) -> bool {
+    let c = at(b, p);
+    if !(c.is_ascii_alphabetic() || c == b'_') {
+        return false;
+    }
+    let e = run(b, p, |c| is_alnum(c) || matches!(c, b'_' | b'-' | b'.' | b'[' | b']'));
+    at(b, e) == b'=' && e - p <= 64
+}
+
 fn token_char(c: u8) -> bool {
     is_alnum(c) || c == b'_' || c == b'-'
 }
@@ -418,10 +428,17 @@ impl Scan<'_> {
             c == 0
                 || c.is_ascii_whitespace()
                 || (quoted && c == quote)
-                || (!quoted && b",;)}]&\"'<>".contains(&c))
+                || (!quoted && b",;)}]\"'<>".contains(&c))
         };
         let mut e = v;
+        // `&` ends an unquoted value only where a query parameter follows
+        // (`?password=x&user=y`); inside a password (`Tr0ub4dor&3x`) it is a
+        // character of the value, and a value cut there would leave its tail
+        // unmasked.
         while e < b.len() && e - v <= 512 && !stop(at(b, e)) {
+            if !quoted && at(b, e) == b'&' && query_param_at(b, e + 1) {
+                break;
+            }
             e += 1;
         }
         // A trailing sentence dot is not part of an unquoted value.
