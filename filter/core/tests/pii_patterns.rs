@@ -1389,7 +1389,10 @@ fn an_ampersand_ends_an_assigned_value_only_before_a_query_parameter() {
             "https://example.com/cb?secret=9f8e7d6c5b4a3f2e1d0c&state=xyz",
             "9f8e7d6c5b4a3f2e1d0c",
         ),
-        ("?api_key=Ab3dE5gH7jK9mN1pQ3&redirect_uri[0]=/", "Ab3dE5gH7jK9mN1pQ3"),
+        (
+            "?api_key=Ab3dE5gH7jK9mN1pQ3&redirect_uri[0]=/",
+            "Ab3dE5gH7jK9mN1pQ3",
+        ),
     ] {
         assert_eq!(found(text), vec![(PiiType::Secret, value)], "{text}");
     }

@@ -59,7 +59,9 @@ fn query_param_at(b: &[u8], p: usize) -> bool {
     if !(c.is_ascii_alphabetic() || c == b'_') {
         return false;
     }
-    let e = run(b, p, |c| is_alnum(c) || matches!(c, b'_' | b'-' | b'.' | b'[' | b']'));
+    let e = run(b, p, |c| {
+        is_alnum(c) || matches!(c, b'_' | b'-' | b'.' | b'[' | b']')
+    });
     at(b, e) == b'=' && e - p <= 64
 }
 
