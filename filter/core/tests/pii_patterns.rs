@@ -135,6 +135,53 @@ fn email() {
 }
 
 #[test]
+fn internationalised_email_addresses() {
+    // RFC 6531: letters of any script in the local part and the domain.
+    assert_one("Mail: jörg@müller.de.", PiiType::Email, "jörg@müller.de");
+    assert_one(
+        "écrivez à zoé.lefèvre@exemple.fr",
+        PiiType::Email,
+        "zoé.lefèvre@exemple.fr",
+    );
+    assert_one(
+        "почта: иван@пример.рф, спасибо",
+        PiiType::Email,
+        "иван@пример.рф",
+    );
+    assert_one(
+        "Ελλάδα: γιώργος@παράδειγμα.ελ",
+        PiiType::Email,
+        "γιώργος@παράδειγμα.ελ",
+    );
+    assert_one(
+        "punycode info@xn--mller-kva.de",
+        PiiType::Email,
+        "info@xn--mller-kva.de",
+    );
+    // Scripts without spaces between words: the text around the address is
+    // not part of it.
+    assert_one(
+        "请发邮件到john.li@example.cn谢谢",
+        PiiType::Email,
+        "john.li@example.cn",
+    );
+    assert_one(
+        "メールはtaro@example.jpまで",
+        PiiType::Email,
+        "taro@example.jp",
+    );
+    assert_one(
+        "ส่งถึงsomchai@example.co.thครับ",
+        PiiType::Email,
+        "somchai@example.co.th",
+    );
+    // Still no address: the tail of a word, a URL's user, a one-label domain.
+    assert_none("see naïveuser@localhost and müller@straße");
+    assert_none("https://jörg@müller.de/x is a URL user");
+    assert_none("x a@müller.de_b");
+}
+
+#[test]
 fn email_in_csv_rows_and_before_punctuation() {
     let text = "name,email,city\nJane Doe,jane.doe@example.com,Córdoba\nBob,bob@example.org;x";
     assert_eq!(
@@ -156,12 +203,14 @@ fn exact_spans_after_multibyte_text() {
         got,
         vec![
             (PiiType::Phone, "+49 221 12345678"),
+            (PiiType::Email, "jörg.schmidt@example.de"),
             (PiiType::Email, "joerg@example.de"),
         ]
     );
     let m = scan_at(text, MIN);
     assert_eq!(m[0].start, text.find("+49").unwrap());
-    assert_eq!(m[1].end, text.len());
+    assert_eq!(m[1].start, text.find("jörg").unwrap());
+    assert_eq!(m[2].end, text.len());
     let text = "日本語のテキスト 4111-1111-1111-1111 です";
     let m = scan_at(text, MIN);
     assert_eq!(m.len(), 1);

@@ -5,7 +5,7 @@
 //! are read once per starting word; every prefix of the groups is then tried
 //! as a card, SSN, NHS number, BSN, routing number, tax id and phone number.
 
-use super::context::{boundary_after, boundary_before};
+use super::context::boundary_before;
 use super::types::PiiType;
 use super::validators::{
     aba_digits, bsn_digits, card_issuer, de_tax_id_digits, es_dni_valid, es_nie_valid,
@@ -862,25 +862,36 @@ impl Scan<'_> {
     }
 
     /// An e-mail address around the `@` at `p`; returns its end.
+    ///
+    /// Internationalised addresses (RFC 6531: `jörg@müller.de`, `почта@пример.рф`)
+    /// are addresses too: a letter or digit of any script may be part of the
+    /// local part and of a domain label, except in scripts written without
+    /// spaces between words (Chinese, Japanese, Thai, ...), where such a letter
+    /// is the text around the address (`请发到john@example.com`), not part of it.
     pub(crate) fn email(&mut self, p: usize) -> Option<usize> {
         if !self.on(PiiType::Email) {
             return None;
         }
-        let b = self.b;
-        let local_char = |c: u8| is_alnum(c) || b"._%+-".contains(&c);
+        let text = self.text;
+        let local_char = |c: char| email_letter(c) || "._%+-".contains(c);
+        let before = |i: usize| text.get(..i).and_then(|t| t.chars().next_back());
+        let after = |i: usize| text.get(i..).and_then(|t| t.chars().next());
+        // At most 64 bytes of local part (RFC 5321).
         let mut q = p;
-        while q > 0 && p - q < 64 && local_char(at(b, q - 1)) {
-            q -= 1;
+        while let Some(c) = before(q).filter(|&c| local_char(c)) {
+            if p - q + c.len_utf8() > 64 {
+                return None;
+            }
+            q -= c.len_utf8();
         }
-        if q == p || at(b, q) == b'.' || at(b, p - 1) == b'.' {
+        if q == p || after(q) == Some('.') || before(p) == Some('.') {
             return None;
         }
-        if q > 0 && (matches!(at(b, q - 1), b':' | b'/') || !boundary_before(self.text, q)) {
+        // Not the user of a URL (`https://user@host`), not the tail of a word.
+        if before(q).is_some_and(|c| matches!(c, ':' | '/') || (email_letter(c))) {
             return None;
         }
-        if b.get(q..p)
-            .is_some_and(|l| l.windows(2).any(|w| w == b".."))
-        {
+        if text.get(q..p).is_some_and(|l| l.contains("..")) {
             return None;
         }
         let mut r = p + 1;
@@ -888,33 +899,57 @@ impl Scan<'_> {
         let mut last;
         loop {
             let ls = r;
-            while is_alnum(at(b, r)) || at(b, r) == b'-' {
-                r += 1;
+            while let Some(c) = after(r).filter(|&c| email_letter(c) || c == '-') {
+                r += c.len_utf8();
             }
-            if r == ls || r - ls > 63 || at(b, ls) == b'-' || at(b, r - 1) == b'-' {
+            if r == ls || r - ls > 63 || after(ls) == Some('-') || before(r) == Some('-') {
                 return None;
             }
             labels += 1;
             last = (ls, r);
-            if at(b, r) == b'.' && is_alnum(at(b, r + 1)) {
+            if after(r) == Some('.') && after(r + 1).is_some_and(email_letter) {
                 r += 1;
             } else {
                 break;
             }
         }
-        let tld = b.get(last.0..last.1)?;
-        let tld_ok = (2..=24).contains(&tld.len()) && tld.iter().all(u8::is_ascii_alphabetic)
-            || tld.starts_with(b"xn--");
+        let tld = text.get(last.0..last.1)?;
+        let n_chars = tld.chars().count();
+        let tld_ok = (2..=24).contains(&n_chars) && tld.chars().all(char::is_alphabetic)
+            || tld.starts_with("xn--");
         // The domain parser took every label, so only a word character may
         // not follow (a comma, dash or colon after it ends the address:
         // `a@b.com,Paris` in a CSV row).
-        let glued = is_alnum(at(b, r)) || matches!(at(b, r), b'@' | b'_');
-        if labels < 2 || !tld_ok || glued || !boundary_after(self.text, r) {
+        let glued = after(r).is_some_and(|c| email_letter(c) || matches!(c, '@' | '_'));
+        if labels < 2 || !tld_ok || glued {
             return None;
         }
         self.push_ctx(PiiType::Email, q, r, 0.9, "pii.email");
         Some(r)
     }
+}
+
+/// A letter or digit that may be part of an e-mail address: any script's,
+/// except those of scripts written without spaces between words.
+fn email_letter(c: char) -> bool {
+    c.is_alphanumeric() && !spaceless_script(c)
+}
+
+/// Whether `c` belongs to a script written without spaces between words:
+/// Thai, Lao, Myanmar, Khmer, the CJK ideographs, kana and their
+/// compatibility and full-width forms.
+fn spaceless_script(c: char) -> bool {
+    matches!(c,
+        '\u{0E00}'..='\u{0EFF}'      // Thai, Lao
+        | '\u{1000}'..='\u{109F}'    // Myanmar
+        | '\u{1780}'..='\u{17FF}'    // Khmer
+        | '\u{2E80}'..='\u{312F}'    // CJK radicals, punctuation, kana, bopomofo
+        | '\u{3190}'..='\u{31FF}'    // kanbun, CJK strokes, kana extensions
+        | '\u{3400}'..='\u{4DBF}'    // CJK extension A
+        | '\u{4E00}'..='\u{9FFF}'    // CJK unified ideographs
+        | '\u{F900}'..='\u{FAFF}'    // CJK compatibility ideographs
+        | '\u{FF00}'..='\u{FFEF}'    // half- and full-width forms
+        | '\u{20000}'..='\u{3FFFF}') // CJK extensions B and later
 }
 
 /// Where a dotted quad starting at `s` ends.
