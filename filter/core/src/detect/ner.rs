@@ -103,8 +103,7 @@ pub enum NameRules {
     /// `vectors.jsonl` checks.
     None,
     /// The shipped decoding: listed names raise PERSON, name cues, names cut
-    /// in two joined, a capitalised common noun after "the" dropped, and an
-    /// ORGANIZATION made only of technical acronyms dropped.
+    /// in two joined, a capitalised common noun after "the" dropped.
     Builtin,
 }
 
@@ -549,13 +548,6 @@ impl NerModel {
                     best = Some((label, sum));
                 }
             }
-            // "TCP and UDP", "JSON oder YAML": technical terms, no organisation.
-            if best.is_some_and(|(l, _)| l == "ORGANIZATION")
-                && self.gazetteer().is_some()
-                && only_technical_acronyms(text, ws)
-            {
-                continue;
-            }
             if let Some((label, sum)) = best {
                 out.push(NerSpan {
                     label,
@@ -566,41 +558,6 @@ impl NerModel {
             }
         }
     }
-}
-
-/// Technical acronyms (protocols, formats, hardware and software terms) that
-/// name no organisation; the same list as `TECH_ACRONYMS` of `train_ner.py`.
-const TECH_ACRONYMS: &[&str] = &[
-    "TCP", "UDP", "IP", "HTTP", "HTTPS", "DNS", "SSH", "TLS", "SSL", "FTP", "SFTP", "SMTP", "IMAP",
-    "ICMP", "ARP", "DHCP", "NTP", "BGP", "OSPF", "SNMP", "LDAP", "NFS", "SMB", "RDP", "VPN", "LAN",
-    "WAN", "VLAN", "NAT", "QUIC", "MQTT", "AMQP", "REST", "SOAP", "API", "SDK", "CLI", "GUI", "IDE",
-    "SQL", "JSON", "XML", "YAML", "CSV", "HTML", "CSS", "PDF", "PNG", "JPEG", "SVG", "UTF", "ASCII",
-    "CPU", "GPU", "TPU", "RAM", "ROM", "SSD", "HDD", "USB", "HDMI", "BIOS", "UEFI", "RAID", "NAS",
-    "SAN", "JWT", "SAML", "SSO", "MFA", "OTP", "RSA", "AES", "SHA", "MD5", "CI", "CD", "VM", "OS",
-    "UI", "UX", "ML", "AI", "NLP", "OCR", "ETL", "CRM", "ERP", "SLA", "KPI", "FAQ", "URL", "URI",
-    "DOM", "CORS", "CSRF", "XSS", "WASM", "gRPC", "IPv4", "IPv6", "LTE", "NFC", "GPS", "RFID",
-    "IoT",
-];
-/// Words that join acronyms in a list ("and", "or" in the seven languages).
-const ACRONYM_JOINERS: &[&str] = &[
-    "and", "or", "und", "oder", "et", "ou", "y", "o", "e", "en", "of", ",", "/", "&",
-];
-
-/// Whether an entity's words are only technical acronyms, at least one,
-/// and the words that join them.
-fn only_technical_acronyms(text: &str, ws: &[Word]) -> bool {
-    let mut acronyms = 0;
-    for w in ws {
-        let Some(t) = text.get(w.start..w.end) else {
-            return false;
-        };
-        if TECH_ACRONYMS.contains(&t) {
-            acronyms += 1;
-        } else if !ACRONYM_JOINERS.contains(&t) {
-            return false;
-        }
-    }
-    acronyms > 0
 }
 
 /// Likelihood ratio of a listed first name / surname for PERSON: the odds
