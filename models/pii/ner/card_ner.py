@@ -59,7 +59,7 @@ def write(out, m):
     w("## Reproduce\n")
     w("```")
     w("make model-ner        # = make pii-data, then:")
-    w("target/pii-venv/bin/python models/pii/ner/train_ner.py --data target/pii-data --out models/pii/ner/")
+    w("target/pii-venv/bin/python models/pii/ner/train_ner.py --data target/pii-data --out models/pii/ner/ --title-case-negatives --acronym-negatives")
     w("```\n")
     e = m["env"]
     w(f"CPU only, deterministic for the seed ({e['seed']}). Python {e['python']}, jax {e['jax']}, optax {e['optax']}, "
