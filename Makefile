@@ -186,7 +186,7 @@ pii-data: $(PII_VENV)/.installed
 	$(PII_VENV)/bin/python models/pii/build_data.py target/pii-data
 
 model-ner: pii-data
-	$(PII_VENV)/bin/python models/pii/ner/train_ner.py --data target/pii-data --out models/pii/ner/
+	$(PII_VENV)/bin/python models/pii/ner/train_ner.py --data target/pii-data --out models/pii/ner/ --title-case-negatives --acronym-negatives
 
 model-ner-check:
 	cd models/pii/ner && sha256sum -c --quiet SHA256SUMS

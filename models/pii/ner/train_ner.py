@@ -56,13 +56,18 @@ MAXLEN = 128
 NER_TYPES = ["PERSON", "LOCATION", "ORGANIZATION"]
 LABELS = ["O"] + [f"{p}-{t}" for t in NER_TYPES for p in ("B", "I")]
 N_SHAPE = 8
+# Per-token features of the word the token belongs to (second ONNX input `word_feats`,
+# f32 [1, seq, N_WORD_FEATS]); computed the same way in filter/core/src/detect/ner.rs
+# (`word_features`) from the committed word lists names.txt and common-en.txt.
+N_WORD_FEATS = 4
+FEAT_DROP = 0.3  # training: the features of a word zeroed at random
 
 CONFIGS = {
     # name: settings; all: embedding <= 96, kernel 3, dilations as listed
     "c96": dict(vocab=8192, emb=64, hidden=96, dilations=(1, 2, 4, 1), epochs=7, lr=2e-3, batch=32,
-                dropout=0.1, worddrop=0.3, wd=1e-4),
+                dropout=0.1, worddrop=0.3, wd=1e-4, featdrop=FEAT_DROP),
     "c64": dict(vocab=8192, emb=64, hidden=64, dilations=(1, 2, 4), epochs=8, lr=2e-3, batch=32,
-                dropout=0.1, worddrop=0.3, wd=1e-4),
+                dropout=0.1, worddrop=0.3, wd=1e-4, featdrop=FEAT_DROP),
 }
 DEFAULT_CONFIG = "c96"
 
@@ -137,13 +142,33 @@ CAPITALISED_COMMON = {
 }
 
 
-def augment(recs, words, rng, title_case=False):
+# Technical acronyms (protocols, formats, hardware, software terms; nearly all in capitals)
+# that are no organisation, written for this project; used only by the training-time augmentation
+# (--acronym-negatives), as O, in pairs and lists joined by the language's "and"/"or"
+# ("TCP and UDP", "JSON oder YAML"). Written knowing the hard negatives' frame with
+# "TCP and UDP" (an earlier model tagged it ORGANIZATION); chosen on dev.
+TECH_ACRONYMS = [
+    "TCP", "UDP", "IP", "HTTP", "HTTPS", "DNS", "SSH", "TLS", "SSL", "FTP", "SFTP", "SMTP", "IMAP", "ICMP", "ARP",
+    "DHCP", "NTP", "BGP", "OSPF", "SNMP", "LDAP", "NFS", "SMB", "RDP", "VPN", "LAN", "WAN", "VLAN", "NAT", "QUIC",
+    "MQTT", "AMQP", "REST", "SOAP", "API", "SDK", "CLI", "GUI", "IDE", "SQL", "JSON", "XML", "YAML", "CSV", "HTML",
+    "CSS", "PDF", "PNG", "JPEG", "SVG", "UTF", "ASCII", "CPU", "GPU", "TPU", "RAM", "ROM", "SSD", "HDD", "USB",
+    "HDMI", "BIOS", "UEFI", "RAID", "NAS", "SAN", "JWT", "SAML", "SSO", "MFA", "OTP", "RSA", "AES", "SHA", "MD5",
+    "CI", "CD", "VM", "OS", "UI", "UX", "ML", "AI", "NLP", "OCR", "ETL", "CRM", "ERP", "SLA", "KPI", "FAQ", "URL",
+    "URI", "DOM", "CORS", "CSRF", "XSS", "WASM", "gRPC", "IPv4", "IPv6", "LTE", "NFC", "GPS", "RFID", "IoT",
+]
+ACRONYM_JOINERS = {"en": ["and", "or"], "de": ["und", "oder"], "fr": ["et", "ou"], "es": ["y", "o"],
+                   "it": ["e", "o"], "nl": ["en", "of"], "pt": ["e", "ou"]}
+
+
+def augment(recs, words, rng, title_case=False, acronyms=False):
     """Training-time augmentation against memorising the frames: 25% of the non-entity
     words replaced by a common word of the language or a pronounceable non-word
     (capitalised like the word it replaces, 3% capitalised anyway), filler sentences of common words (sometimes
     with a weekday or month name) before or after the text, and, with `title_case` (--title-case-negatives),
     in 20% of the copies a title-case line of common words and capitalised common phrases
-    (CAPITALISED_COMMON), all O. Spans move with the text."""
+    (CAPITALISED_COMMON), all O, and, with `acronyms` (--acronym-negatives), in 15% of the copies
+    a sentence of common words around two or three technical acronyms joined by the
+    language's "and"/"or" (TECH_ACRONYMS), all O. Spans move with the text."""
     out = []
     for r in recs:
         lang = r["locale"][:2]
@@ -188,6 +213,17 @@ def augment(recs, words, rng, title_case=False):
             ws = [w if rng.random() < 0.15 else w[:1].upper() + w[1:] for w in ws]
             return " ".join(ws) + rng.choice([".", "", ":", "!", "?"])
 
+        def acronym_sentence():
+            """Common words around "TCP and UDP" / "JSON, XML oder YAML" (no entity)."""
+            k = rng.randint(2, 3)
+            acr = rng.sample(TECH_ACRONYMS, k)
+            j = rng.choice(ACRONYM_JOINERS[lang])
+            phrase = (", ".join(acr[:-1]) + f" {j} " + acr[-1])
+            ws = [rng.choice(W) for _ in range(rng.randint(2, 8))]
+            ws.insert(rng.randint(0, len(ws)), phrase)
+            t = " ".join(ws)
+            return t[:1].upper() + t[1:] + rng.choice([".", ".", "?", ":"])
+
         segs = [(WORD_RE.sub(repl, t) if typ is None else t, typ) for t, typ in segs]
         if rng.random() < 0.4:
             segs.insert(0, (filler() + rng.choice([" ", "\n"]), None))
@@ -199,6 +235,12 @@ def augment(recs, words, rng, title_case=False):
                 segs.insert(0, (h + rng.choice([" ", "\n"]), None))
             else:
                 segs.append((rng.choice([" ", "\n"]) + h, None))
+        if acronyms and rng.random() < 0.15:
+            a = acronym_sentence()
+            if rng.random() < 0.5:
+                segs.insert(0, (a + rng.choice([" ", "\n"]), None))
+            else:
+                segs.append((rng.choice([" ", "\n"]) + a, None))
         text, spans = b"", []
         for t, typ in segs:
             tb = t.encode("utf-8")
@@ -371,8 +413,79 @@ def char_to_byte(text):
     return out
 
 
-def encode_records(tok, recs):
-    """ids, byte offsets and BIO label ids (NER types only) of every record."""
+FIRST, LAST, COMMON = 1, 2, 4
+
+
+class WordLists:
+    """The committed word lists (as filter/core/src/detect/names.rs reads them):
+    names.txt `name<TAB>flags` (F first name, L surname, C also a common word; lines
+    without F or L are skipped, duplicates merged) and common-en.txt (lower case)."""
+
+    def __init__(self, folder=HERE):
+        self.names = {}
+        with open(os.path.join(folder, "names.txt"), encoding="utf-8") as f:
+            for line in f.read().split("\n"):
+                name, tab, flags = line.partition("\t")
+                if not tab or not name:
+                    continue
+                fl = 0
+                for c in flags:
+                    fl |= {"F": FIRST, "L": LAST, "C": COMMON}.get(c, 0)
+                if fl & (FIRST | LAST):
+                    self.names[name] = self.names.get(name, 0) | fl
+        with open(os.path.join(folder, "common-en.txt"), encoding="utf-8") as f:
+            self.common_en = {w for w in f.read().split("\n") if w}
+
+    def lookup(self, word):
+        """Flags of `word` (any case); words of fewer than 2 or more than 32 bytes: 0."""
+        n = len(word.encode("utf-8"))
+        if n > 32 or n < 2:
+            return 0
+        return self.names.get(word.lower(), 0)
+
+    def in_common_en(self, word):
+        n = len(word.encode("utf-8"))
+        return 3 <= n <= 32 and word.lower() in self.common_en
+
+    def word_feats(self, word):
+        """[listed first name, listed surname, listed name that is also a common word]
+        for a capitalised word (first character upper case), and [common English word]
+        for any word."""
+        f = [0.0] * N_WORD_FEATS
+        if word[:1].isupper():
+            fl = self.lookup(word)
+            f[0] = float(fl & FIRST != 0)
+            f[1] = float(fl & LAST != 0)
+            f[2] = float(fl & COMMON != 0)
+        f[3] = float(self.in_common_en(word))
+        return f
+
+
+def word_features(lists, text_b, ids, offs, is_cont):
+    """Per token, the features of its word ([len(ids), N_WORD_FEATS] f32) and the word's
+    index. A word is a piece that is not a continuation (or the first piece) and the
+    continuation pieces after it, its text the bytes from its first piece's start to
+    its last piece's end (as ner.rs `word_features`)."""
+    n = len(ids)
+    wid = np.zeros(n, np.int32)
+    starts = []
+    for j in range(n):
+        if j > 0 and is_cont[ids[j]]:
+            wid[j] = len(starts) - 1
+        else:
+            starts.append(j)
+            wid[j] = len(starts) - 1
+    feats = np.zeros((n, N_WORD_FEATS), np.float32)
+    for k, a in enumerate(starts):
+        b = starts[k + 1] if k + 1 < len(starts) else n
+        word = text_b[offs[a][0]:offs[b - 1][1]].decode("utf-8", "replace")
+        feats[a:b] = lists.word_feats(word)
+    return feats, wid
+
+
+def encode_records(tok, recs, lists, is_cont):
+    """ids, byte offsets, BIO label ids (NER types only), word features and word
+    indices of every record."""
     encs = tok.encode_batch([r["text"] for r in recs], add_special_tokens=False)
     out = []
     lab = {l: i for i, l in enumerate(LABELS)}
@@ -388,7 +501,9 @@ def encode_records(tok, recs):
                 if a >= sp["start"] and b <= sp["end"] and b > a:
                     y[j] = lab[("B-" if first else "I-") + sp["type"]]
                     first = False
-        out.append((np.array(e.ids, np.int32), offs, y))
+        ids = np.array(e.ids, np.int32)
+        feats, wid = word_features(lists, r["text"].encode("utf-8"), ids, offs, is_cont)
+        out.append((ids, offs, y, feats, wid))
     return out
 
 
@@ -419,7 +534,7 @@ def init_params(cfg, V, seed):
     n = lambda shape, s: np.asarray(jax.random.normal(next(ks), shape) * s, dtype=np.float32)  # noqa: E731
     E, H = cfg["emb"], cfg["hidden"]
     p = {"tok": n((V, E), 0.1), "proj_w": n((E + N_SHAPE, H), 1 / np.sqrt(E + N_SHAPE)),
-         "proj_b": np.zeros(H, np.float32)}
+         "proj_b": np.zeros(H, np.float32), "feat_w": n((N_WORD_FEATS, H), 1 / np.sqrt(N_WORD_FEATS))}
     for i, _ in enumerate(cfg["dilations"]):
         p[f"c{i}_w"] = n((H, H, 3), np.sqrt(1.0 / (H * 3)))
         p[f"c{i}_b"] = np.zeros(H, np.float32)
@@ -428,9 +543,10 @@ def init_params(cfg, V, seed):
     return {k: jnp.asarray(v) for k, v in p.items()}
 
 
-def forward(p, shape, ids, mask, cfg, train=False, key=None):
-    """ids, mask: [B, L] -> logits [B, L, n_labels]. Padded positions are zero before
-    every convolution, as the ONNX graph's zero padding beyond the sequence end."""
+def forward(p, shape, ids, feats, mask, cfg, train=False, key=None):
+    """ids, mask: [B, L], feats: [B, L, N_WORD_FEATS] -> logits [B, L, n_labels]. Padded
+    positions are zero before every convolution, as the ONNX graph's zero padding beyond
+    the sequence end. (Feature dropout is applied per word by the caller, `pad`.)"""
     keys = iter(jax.random.split(key, 16)) if train else None
     m = mask[..., None]
     eid = ids
@@ -438,7 +554,7 @@ def forward(p, shape, ids, mask, cfg, train=False, key=None):
         drop = jax.random.bernoulli(next(keys), cfg["worddrop"], ids.shape) & (mask > 0)
         eid = jnp.where(drop, 1, ids)
     x = jnp.concatenate([p["tok"][eid], shape[ids]], axis=-1)
-    x = jax.nn.relu(x @ p["proj_w"] + p["proj_b"]) * m
+    x = jax.nn.relu(x @ p["proj_w"] + feats @ p["feat_w"] + p["proj_b"]) * m
     x0 = x
     for i, d in enumerate(cfg["dilations"]):
         xc = x.transpose(0, 2, 1)
@@ -462,53 +578,61 @@ def bucket_len(n):
 
 def make_items(enc, is_cont):
     items = []
-    for ids, _, y in enc:
+    for ids, _, y, feats, wid in enc:
         for a, b in windows(ids, is_cont):
-            items.append((ids[a:b], y[a:b]))
+            items.append((ids[a:b], y[a:b], feats[a:b], wid[a:b] - wid[a]))
     return items
 
 
-def pad(items, L, bs):
+def pad(items, L, bs, featdrop=0.0, rng=None):
+    """A batch; with `featdrop`, each word's features are zeroed with that probability."""
     ids = np.zeros((bs, L), np.int32)
     y = np.zeros((bs, L), np.int32)
+    feats = np.zeros((bs, L, N_WORD_FEATS), np.float32)
     mask = np.zeros((bs, L), np.float32)
-    for i, (a, b) in enumerate(items):
+    for i, (a, b, f, wid) in enumerate(items):
         ids[i, :len(a)] = a
         y[i, :len(b)] = b
+        if featdrop > 0 and len(a):
+            keep = rng.random_sample(int(wid[-1]) + 1) >= featdrop
+            f = f * keep[wid][:, None]
+        feats[i, :len(a)] = f
         mask[i, :len(a)] = 1
-    return ids, y, mask
+    return ids, y, feats, mask
 
 
 class Predictor:
     def __init__(self, cfg, shape):
-        self.fn = jax.jit(lambda p, ids, mask: forward(p, shape, ids, mask, cfg))
+        self.fn = jax.jit(lambda p, ids, feats, mask: forward(p, shape, ids, feats, mask, cfg))
 
     def logits(self, p, seqs, bs=64):
+        """seqs: (ids, feats) per window."""
         out = [None] * len(seqs)
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]))
         for s in range(0, len(order), bs):
             idx = order[s:s + bs]
-            L = bucket_len(max(len(seqs[i]) for i in idx))
-            ids, _, mask = pad([(seqs[i], seqs[i]) for i in idx], L, bs)
-            z = np.asarray(self.fn(p, ids, mask))
+            L = bucket_len(max(len(seqs[i][0]) for i in idx))
+            ids, _, feats, mask = pad([(seqs[i][0], seqs[i][0], seqs[i][1], None) for i in idx], L, bs)
+            z = np.asarray(self.fn(p, ids, feats, mask))
             for k, i in enumerate(idx):
-                out[i] = z[k, :len(seqs[i])]
+                out[i] = z[k, :len(seqs[i][0])]
         return out
 
 
-def train_model(cfg, train_recs, tok, is_cont, shape, seed, dev_eval=None, words=None, title_case=False):
+def train_model(cfg, train_recs, tok, is_cont, shape, seed, lists, dev_eval=None, words=None, title_case=False,
+                acronyms=False):
     """Each epoch sees the original training texts and one fresh augmented copy."""
     rng = np.random.RandomState(seed)
     V = shape.shape[0]
     p = init_params(cfg, V, seed)
     shape_j = jnp.asarray(shape)
-    base = make_items(encode_records(tok, train_recs), is_cont)
+    base = make_items(encode_records(tok, train_recs, lists, is_cont), is_cont)
 
     def epoch_items(ep):
         if not words:
             return base
-        aug = augment(train_recs, words, random.Random(f"{seed}:aug:{ep}"), title_case)
-        return base + make_items(encode_records(tok, aug), is_cont)
+        aug = augment(train_recs, words, random.Random(f"{seed}:aug:{ep}"), title_case, acronyms)
+        return base + make_items(encode_records(tok, aug, lists, is_cont), is_cont)
 
     items = epoch_items(0)
     steps = cfg["epochs"] * (len(items) // cfg["batch"] + 8)
@@ -516,14 +640,14 @@ def train_model(cfg, train_recs, tok, is_cont, shape, seed, dev_eval=None, words
     opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(sched, weight_decay=cfg["wd"]))
     state = opt.init(p)
 
-    def loss_fn(p, ids, y, mask, key):
-        z = forward(p, shape_j, ids, mask, cfg, train=True, key=key)
+    def loss_fn(p, ids, y, feats, mask, key):
+        z = forward(p, shape_j, ids, feats, mask, cfg, train=True, key=key)
         ll = optax.softmax_cross_entropy_with_integer_labels(z, y)
         return jnp.sum(ll * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
     @jax.jit
-    def step(p, state, ids, y, mask, key):
-        loss, g = jax.value_and_grad(loss_fn)(p, ids, y, mask, key)
+    def step(p, state, ids, y, feats, mask, key):
+        loss, g = jax.value_and_grad(loss_fn)(p, ids, y, feats, mask, key)
         upd, state = opt.update(g, state, p)
         return optax.apply_updates(p, upd), state, loss
 
@@ -546,9 +670,9 @@ def train_model(cfg, train_recs, tok, is_cont, shape, seed, dev_eval=None, words
         rng.shuffle(batches)
         losses = []
         for L, js in batches:
-            ids, y, mask = pad([items[j] for j in js], L, cfg["batch"])
+            ids, y, feats, mask = pad([items[j] for j in js], L, cfg["batch"], cfg.get("featdrop", 0.0), rng)
             key, sk = jax.random.split(key)
-            p, state, loss = step(p, state, ids, y, mask, sk)
+            p, state, loss = step(p, state, ids, y, feats, mask, sk)
             losses.append(float(loss))
         rec = {"epoch": ep + 1, "loss": round(float(np.mean(losses)), 5), "seconds": round(time.time() - t0)}
         if dev_eval is not None:
@@ -665,14 +789,14 @@ def worth_running(text):
 
 def predict_spans(pred, p, recs, enc, is_cont, is_punct, is_cap, is_low, min_score=0.0):
     seqs, owner = [], []
-    for i, (ids, offs, _) in enumerate(enc):
+    for i, (ids, offs, _, feats, _) in enumerate(enc):
         for a, b in windows(ids, is_cont):
-            seqs.append(ids[a:b])
+            seqs.append((ids[a:b], feats[a:b]))
             owner.append((i, a, b))
     lg = pred.logits(p, seqs) if seqs else []
     out = [[] for _ in enc]
     for z, (i, a, b) in zip(lg, owner):
-        ids, offs, _ = enc[i]
+        ids, offs = enc[i][0], enc[i][1]
         out[i].extend(decode(recs[i]["text"].encode("utf-8"), ids[a:b], offs[a:b], z, is_cont, is_punct, is_cap, is_low, min_score))
     return out
 
@@ -738,12 +862,14 @@ class G:
 def export_onnx(p, shape, cfg, path):
     g = G()
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "seq"])]
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "seq"]),
+              helper.make_tensor_value_info("word_feats", TensorProto.FLOAT, [1, "seq", N_WORD_FEATS])]
     e = g.op("Gather", [g.const("tok", f32(p["tok"])), "input_ids"], axis=0)  # [1, L, E]
     s = g.op("Gather", [g.const("shape", f32(shape)), "input_ids"], axis=0)  # [1, L, F]
     x = g.op("Concat", [e, s], axis=-1)
-    x = g.op("Relu", [g.op("Add", [g.op("MatMul", [x, g.const("proj_w", f32(p["proj_w"]))]),
-                                   g.const("proj_b", f32(p["proj_b"]))])])
+    x = g.op("Add", [g.op("MatMul", [x, g.const("proj_w", f32(p["proj_w"]))]),
+                     g.op("MatMul", ["word_feats", g.const("feat_w", f32(p["feat_w"]))])])
+    x = g.op("Relu", [g.op("Add", [x, g.const("proj_b", f32(p["proj_b"]))])])
     x0 = x
     xc = g.op("Transpose", [x], perm=[0, 2, 1])  # [1, H, L]
     for i, d in enumerate(cfg["dilations"]):
@@ -778,6 +904,10 @@ def main():
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--title-case-negatives", action="store_true",
                     help="add title-case lines of capitalised common phrases (CAPITALISED_COMMON) as O")
+    ap.add_argument("--acronym-negatives", action="store_true",
+                    help="add pairs of technical acronyms joined by and/und/et/... (TECH_ACRONYMS) as O")
+    ap.add_argument("--smoke", type=int, default=0,
+                    help="a quick check of the pipeline: N texts per split, one epoch (not for a model)")
     args = ap.parse_args()
     t_start = time.time()
     random.seed(args.seed)
@@ -785,18 +915,25 @@ def main():
     out = args.out
     os.makedirs(out, exist_ok=True)
     split = {s: read_jsonl(os.path.join(args.data, f"{s}.jsonl")) for s in ("train", "dev", "test", "hardneg")}
+    if args.smoke:
+        split = {s: v[:args.smoke] for s, v in split.items()}
+        for c in CONFIGS.values():
+            c["epochs"] = 1
     log({s: len(v) for s, v in split.items()})
 
     cfg0 = CONFIGS[args.config]
     words = word_lists()
-    aug0 = augment(split["train"], words, random.Random(f"{args.seed}:aug:tok"), args.title_case_negatives)
+    aug0 = augment(split["train"], words, random.Random(f"{args.seed}:aug:tok"), args.title_case_negatives,
+                   args.acronym_negatives)
     tok = train_tokenizer(tokenizer_texts(split["train"]) + tokenizer_texts(aug0), cfg0["vocab"])
     tok_path = os.path.join(out, "tokenizer.json")
     tok.save(tok_path)
     tok = Tokenizer.from_file(tok_path)
     shape, is_cont, is_punct, is_cap, is_low = shape_table(tok)
     log(f"tokenizer: {tok.get_vocab_size()} entries")
-    enc = {s: encode_records(tok, v) for s, v in split.items()}
+    lists = WordLists()
+    log(f"word lists: {len(lists.names)} names, {len(lists.common_en)} common English words")
+    enc = {s: encode_records(tok, v, lists, is_cont) for s, v in split.items()}
     ntok = {s: int(np.mean([len(e[0]) for e in v])) for s, v in enc.items()}
     log(f"mean tokens per text: {ntok}")
 
@@ -812,8 +949,8 @@ def main():
 
         log(f"training {name}: {cfg}")
         t0 = time.time()
-        p, hist, best_ep = train_model(cfg, split["train"], tok, is_cont, shape, args.seed, dev_eval, words,
-                                       args.title_case_negatives)
+        p, hist, best_ep = train_model(cfg, split["train"], tok, is_cont, shape, args.seed, lists, dev_eval, words,
+                                       args.title_case_negatives, args.acronym_negatives)
         dm = dev_eval(p)
         selection[name] = {"cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
                            "history": hist, "best_epoch": best_ep, "dev": dm, "seconds": round(time.time() - t0)}
@@ -828,26 +965,28 @@ def main():
     ops = export_onnx(p, shape, cfg, onnx_path)
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
 
-    def ortz(ids):
-        return sess.run(["logits"], {"input_ids": np.asarray(ids, np.int64)[None]})[0][0]
+    def ortz(ids, feats):
+        return sess.run(["logits"], {"input_ids": np.asarray(ids, np.int64)[None],
+                                     "word_feats": np.asarray(feats, np.float32)[None]})[0][0]
 
     maxdiff = 0.0
     for e in enc["dev"][:200]:
-        ids = e[0][:MAXLEN]
+        ids, feats = e[0][:MAXLEN], e[3][:MAXLEN]
         if len(ids) == 0:
             continue
-        maxdiff = max(maxdiff, float(np.abs(ortz(ids) - pred.logits(p, [ids])[0]).max()))
+        maxdiff = max(maxdiff, float(np.abs(ortz(ids, feats) - pred.logits(p, [(ids, feats)])[0]).max()))
     log(f"onnx vs jax max |diff| {maxdiff:.2e}; ops {ops}; {os.path.getsize(onnx_path)} bytes")
     assert maxdiff < 1e-3
 
     # the reported figures: onnxruntime logits, the Rust decoding
     def ort_spans(s):
         res = []
-        for r, (ids, offs, _) in zip(split[s], enc[s]):
+        for r, (ids, offs, _, feats, _) in zip(split[s], enc[s]):
             sp = []
             tb = r["text"].encode("utf-8")
             for a, b in windows(ids, is_cont):
-                sp.extend(decode(tb, ids[a:b], offs[a:b], ortz(ids[a:b]), is_cont, is_punct, is_cap, is_low))
+                sp.extend(decode(tb, ids[a:b], offs[a:b], ortz(ids[a:b], feats[a:b]), is_cont, is_punct, is_cap,
+                                 is_low))
             res.append(sp)
         return res
 
@@ -899,10 +1038,11 @@ def main():
     picks = sorted(set(vrng.sample(short, 10) + vrng.sample(mid, 12) + vrng.sample(multi, 8)))
     with open(os.path.join(out, "vectors.jsonl"), "w", encoding="utf-8") as f:
         for i in picks:
-            ids, offs, _ = enc["test"][i]
-            z = ortz(ids)
+            ids, offs, _, feats, _ = enc["test"][i]
+            z = ortz(ids, feats)
             sp = decode(split["test"][i]["text"].encode("utf-8"), ids, offs, z, is_cont, is_punct, is_cap, is_low)
             f.write(json.dumps({"text": split["test"][i]["text"], "ids": [int(v) for v in ids],
+                                "word_feats": [[int(v) for v in row] for row in feats],
                                 "logits": [[round(float(v), 5) for v in row] for row in z],
                                 "spans": [{"label": x["type"], "start": x["start"], "end": x["end"],
                                            "score": round(x["score"], 5)} for x in sp]},
@@ -914,7 +1054,10 @@ def main():
     n_params = int(sum(np.asarray(v).size for v in p.values()))
     metrics = {
         "model": {"file": "model.onnx", "bytes": os.path.getsize(onnx_path), "config": chosen, "arch": selection[chosen]["cfg"],
-                  "parameters": n_params, "shape_features": N_SHAPE, "onnx_ops": ops, "opset": 13,
+                  "parameters": n_params, "shape_features": N_SHAPE, "word_features": N_WORD_FEATS,
+                  "feature_dropout": cfg.get("featdrop", 0.0),
+                  "options": {"title_case_negatives": args.title_case_negatives,
+                              "acronym_negatives": args.acronym_negatives}, "onnx_ops": ops, "opset": 13,
                   "onnx_vs_jax_max_abs_diff": maxdiff, "max_tokens": MAXLEN, "labels": LABELS},
         "tokenizer": {"vocab_size": tok.get_vocab_size(), "model": "WordPiece", "pre_tokenizer": "BertPreTokenizer",
                       "normalizer": None, "post_processor": None, "special_tokens": {"[PAD]": 0, "[UNK]": 1}},

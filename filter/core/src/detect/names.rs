@@ -49,6 +49,16 @@ impl Gazetteer {
         self.common_en.binary_search(&lower.as_str()).is_ok()
     }
 
+    /// Whether `word` (any case, 3 to 32 bytes) is in the common English
+    /// list, listed name or not (a word feature of the NER model).
+    pub fn in_common_en(&self, word: &str) -> bool {
+        if word.len() > 32 || word.len() < 3 {
+            return false;
+        }
+        let lower = word.to_lowercase();
+        self.common_en.binary_search(&lower.as_str()).is_ok()
+    }
+
     /// Parses `name<TAB>flags` lines (`F`, `L`, `FL`); malformed lines are
     /// skipped. The result is sorted whatever the input order.
     pub fn parse(list: &'static str) -> Gazetteer {
