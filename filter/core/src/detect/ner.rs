@@ -1214,6 +1214,25 @@ mod tests {
         }
     }
 
+    /// What the end-to-end tests expect of the model in Envoy
+    /// (`tests/e2e/main.rs`: `pii_ner`, `pii_negatives`), checked natively so a
+    /// retrained model that breaks them fails here, before a wasm build.
+    #[test]
+    fn the_end_to_end_texts_decode_as_the_e2e_tests_expect() {
+        let m = model();
+        let text = "Hi, my name is Maria Schmidt and I need help with my invoice. Maria Schmidt";
+        let person = ("PERSON", "Maria Schmidt".to_string());
+        assert_eq!(confident(&m, text), vec![person.clone(), person]);
+        for text in [
+            "Order #4829301756 shipped 2024-03-15T10:22:33Z, tracking 1Z999AA10123456784.",
+            "Upgrade from v10.4.1.2 to 4.19.0-21-amd64; commit 3f9a1c2b7d4e5f60718293a4b5c6d7e8f9012345.",
+            "Price $1,299.99 or 1.299,00 EUR; uuid 123e4567-e89b-12d3-a456-426614174000; ISBN 978-3-16-148410-0.",
+            "Card-like 4111 1111 1111 1112 fails Luhn; colour #1a2b3c; epoch 1710498153.",
+        ] {
+            assert_eq!(confident(&m, text), vec![], "{text}");
+        }
+    }
+
     #[test]
     fn finds_names_in_three_languages() {
         let m = model();
