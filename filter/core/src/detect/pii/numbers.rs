@@ -888,7 +888,7 @@ impl Scan<'_> {
             return None;
         }
         // Not the user of a URL (`https://user@host`), not the tail of a word.
-        if before(q).is_some_and(|c| matches!(c, ':' | '/') || (email_letter(c))) {
+        if before(q).is_some_and(|c| matches!(c, ':' | '/') || email_letter(c)) {
             return None;
         }
         if text.get(q..p).is_some_and(|l| l.contains("..")) {
