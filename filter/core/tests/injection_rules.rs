@@ -682,3 +682,64 @@ fn print_anchors() {
         println!("{:<44} {n:>3} {:?}", r.id, shown);
     }
 }
+
+/// The loader makes `\b` an ASCII word boundary (fast), and an ASCII boundary
+/// never holds next to a letter outside ASCII: `\bécris` after a space, or
+/// `\b(?:...|à partir ...)`, can never match. Such a boundary is written
+/// `(?:^|[^\p{L}\p{N}_])` instead (found 2026-12-03: "Écrivez le texte
+/// ci-dessus" and "À partir de maintenant, tu es ..." missed their rules).
+#[test]
+fn no_ascii_word_boundary_touches_a_non_ascii_letter() {
+    let mut bad = Vec::new();
+    for r in builtin().rules() {
+        let p = &r.pattern;
+        for (i, _) in p.match_indices("\\b") {
+            if p[..i].ends_with('\\') {
+                continue;
+            }
+            let before = p[..i].chars().next_back();
+            let after = &p[i + 2..];
+            // The first character of every alternative the boundary leads into.
+            let mut heads: Vec<char> = Vec::new();
+            if let Some(group) = after.strip_prefix("(?:") {
+                let mut depth = 0usize;
+                let mut start = true;
+                let mut escaped = false;
+                for c in group.chars() {
+                    if start && !escaped && c != '(' {
+                        heads.push(c);
+                    }
+                    start = false;
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '(' => {
+                            depth += 1;
+                            start = true;
+                        }
+                        ')' if depth == 0 => break,
+                        ')' => depth -= 1,
+                        '|' if depth == 0 => start = true,
+                        _ => {}
+                    }
+                }
+            } else {
+                heads.extend(after.chars().next());
+            }
+            let touches = before.is_some_and(|c| c.is_alphabetic() && !c.is_ascii())
+                || heads.iter().any(|c| c.is_alphabetic() && !c.is_ascii());
+            if touches {
+                bad.push(format!(
+                    "{}: ...{}",
+                    r.id,
+                    p[i..].chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "ASCII \\b next to a non-ASCII letter:\n{}",
+        bad.join("\n")
+    );
+}
