@@ -1171,7 +1171,7 @@ mod tests {
         assert_eq!(confident(&without, text), vec![]);
         assert_eq!(confident(&with, text), vec![]);
         // A proper name after "the" stays (the word-feature model takes "the"
-        // into it: "the Hague"; it also tags "Leeds", a Census surname, PERSON).
+        // into it: "the Hague").
         let text = "She moved from Leeds to the Hague last spring.";
         assert!(
             confident(&with, text)
